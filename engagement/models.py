@@ -1,0 +1,1 @@
+"""Models of engagement: Engagement programs and automation rules (built in their own issue)."""

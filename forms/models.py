@@ -1,0 +1,1 @@
+"""Models of forms: forms, landing pages, form handlers and submissions (built in their own issue)."""

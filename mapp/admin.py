@@ -1,0 +1,77 @@
+"""Admin registrations for the core, and role guards on the third-party models' admins."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
+from django.utils.translation import gettext_lazy as _
+
+from mapp.admin_site import GuardedModelAdmin, ReadOnlyGuardedModelAdmin
+from mapp.models import AuditLogEntry, Module, Role, User
+
+
+@admin.register(User)
+class UserAdmin(GuardedModelAdmin, DjangoUserAdmin):  # type: ignore[misc]
+    access_module = Module.USERS
+    ordering = ("email",)
+    list_display = ("email", "last_name", "first_name", "role", "is_active", "last_login")
+    list_filter = ("role", "is_active", "language")
+    search_fields = ("email", "first_name", "last_name", "job_title")
+    readonly_fields = ("last_login", "date_joined", "deactivated_at")
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        (_("Personal info"), {"fields": ("last_name", "first_name", "job_title", "language")}),
+        (_("Access"), {"fields": ("role", "is_active")}),
+        (_("Dates"), {"fields": ("last_login", "date_joined", "deactivated_at")}),
+    )
+    add_fieldsets = (
+        (None, {"classes": ("wide",), "fields": ("email", "role", "password1", "password2")}),
+    )
+
+
+@admin.register(Role)
+class RoleAdmin(GuardedModelAdmin):
+    access_module = Module.USERS
+    list_display = ("name", "slug", "is_default", "prospect_scope")
+    list_filter = ("is_default", "prospect_scope")
+    search_fields = ("name", "slug", "description")
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        if obj is not None and obj.is_default:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        if obj is not None and (obj.is_default or obj.users.exists()):
+            return False
+        return super().has_delete_permission(request, obj)
+
+
+@admin.register(AuditLogEntry)
+class AuditLogEntryAdmin(ReadOnlyGuardedModelAdmin):
+    access_module = Module.USERS
+    list_display = ("created_at", "actor_email", "action", "object_type", "object_repr", "ip_address")
+    list_filter = ("action", "object_type", "created_at")
+    search_fields = ("actor_email", "action", "object_repr", "object_id", "ip_address")
+    date_hierarchy = "created_at"
+
+
+# Third-party apps register their own admins; give each the role guard of the module it serves.
+THIRD_PARTY_ADMIN_MODULES = {
+    "django_celery_beat": Module.SETTINGS,  # periodic tasks: editable schedules
+    "axes": Module.USERS,  # login attempts and lockouts
+}
+
+admin.site.unregister(Group)  # mapp's roles replace Django's groups
+for _model, _model_admin in list(admin.site._registry.items()):
+    _module = THIRD_PARTY_ADMIN_MODULES.get(_model._meta.app_label)
+    if _module is None or isinstance(_model_admin, GuardedModelAdmin):
+        continue
+    _guarded = type(
+        f"Guarded{type(_model_admin).__name__}",
+        (GuardedModelAdmin, type(_model_admin)),
+        {"access_module": _module},
+    )
+    admin.site.unregister(_model)
+    admin.site.register(_model, _guarded)

@@ -1,0 +1,95 @@
+"""The app's navigation, filtered by role. Areas not built yet show, greyed out, without a link."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.urls import reverse
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+from mapp.access import has_access
+from mapp.models import Level, Module
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str | Promise
+    module: Module
+    url_name: str | None = None  # None: the area is not built yet
+    level: Level = Level.VIEW
+
+
+@dataclass(frozen=True)
+class NavSection:
+    key: str
+    label: str | Promise
+    items: tuple[NavItem, ...] = field(default_factory=tuple)
+
+
+NAVIGATION: tuple[NavSection, ...] = (
+    NavSection(
+        "prospects",
+        _("Prospects"),
+        (
+            NavItem(_("Prospects"), Module.PROSPECTS, "prospects:list"),
+            NavItem(_("Visitors"), Module.VISITORS),
+        ),
+    ),
+    NavSection(
+        "marketing",
+        _("Marketing"),
+        (
+            NavItem(_("Emails"), Module.MARKETING),
+            NavItem(_("Forms"), Module.MARKETING),
+            NavItem(_("Landing pages"), Module.MARKETING),
+            NavItem(_("Engagement programs"), Module.MARKETING),
+            NavItem(_("Campaigns"), Module.MARKETING),
+        ),
+    ),
+    NavSection(
+        "automation",
+        _("Automation"),
+        (
+            NavItem(_("Automation rules"), Module.AUTOMATION),
+            NavItem(_("Scoring"), Module.AUTOMATION),
+            NavItem(_("Grading"), Module.AUTOMATION),
+        ),
+    ),
+    NavSection("reports", _("Reports"), (NavItem(_("Reports"), Module.REPORTS),)),
+    NavSection(
+        "settings",
+        _("Settings"),
+        (
+            NavItem(_("Users"), Module.USERS, "users:list"),
+            NavItem(_("Roles"), Module.USERS, "users:roles"),
+            NavItem(_("Audit log"), Module.USERS, "users:audit_log"),
+            NavItem(_("System status"), Module.SETTINGS, "system_status"),
+            NavItem(_("Django admin"), Module.ADMIN_SITE, "admin:index"),
+        ),
+    ),
+)
+
+
+def navigation_for(user: Any, current_path: str = "") -> list[dict[str, Any]]:
+    sections = []
+    for section in NAVIGATION:
+        items = []
+        for item in section.items:
+            if not has_access(user, item.module, item.level):
+                continue
+            url = reverse(item.url_name) if item.url_name else None
+            items.append({"label": item.label, "url": url, "is_active": False})
+        if items:
+            sections.append({"key": section.key, "label": section.label, "items": items})
+    # The current page belongs to the item with the longest URL that prefixes it.
+    matches = [
+        item
+        for section in sections
+        for item in section["items"]
+        if item["url"] and current_path.startswith(item["url"])
+    ]
+    if matches:
+        max(matches, key=lambda item: len(item["url"]))["is_active"] = True
+    return sections

@@ -1,0 +1,60 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, reverse_lazy
+
+from mapp import views, views_users
+from mapp.access import public
+
+users_patterns = (
+    [
+        path("", views_users.user_list, name="list"),
+        path("new/", views_users.user_create, name="create"),
+        path("<int:user_id>/", views_users.user_edit, name="edit"),
+        path("<int:user_id>/deactivate/", views_users.user_deactivate, name="deactivate"),
+        path("<int:user_id>/reactivate/", views_users.user_reactivate, name="reactivate"),
+        path("roles/", views_users.role_list, name="roles"),
+        path("roles/<int:role_id>/", views_users.role_edit, name="role_edit"),
+        path("audit-log/", views_users.audit_log, name="audit_log"),
+    ],
+    "users",
+)
+
+account_patterns = [
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", public(auth_views.LogoutView.as_view()), name="logout"),
+    path(
+        "password-reset/",
+        public(auth_views.PasswordResetView.as_view()),
+        name="password_reset",
+    ),
+    path(
+        "password-reset/sent/",
+        public(auth_views.PasswordResetDoneView.as_view()),
+        name="password_reset_done",
+    ),
+    path(
+        "password-reset/<uidb64>/<token>/",
+        public(
+            auth_views.PasswordResetConfirmView.as_view(
+                success_url=reverse_lazy("password_reset_complete")
+            )
+        ),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password-reset/done/",
+        public(auth_views.PasswordResetCompleteView.as_view()),
+        name="password_reset_complete",
+    ),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("language/", views.set_language, name="set_language"),
+    path("accounts/", include(account_patterns)),
+    path("settings/users/", include(users_patterns)),
+    path("settings/status/", views.system_status, name="system_status"),
+    path("prospects/", include("prospects.urls")),
+    path("admin/", admin.site.urls),
+]

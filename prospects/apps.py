@@ -1,0 +1,45 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class ProspectsConfig(AppConfig):
+    """Prospects, companies, lists, the criteria engine and the action catalogue."""
+
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "prospects"
+    verbose_name = _("Prospects")
+
+    def ready(self) -> None:
+        from mapp.assignments import AssignedObjectKind, register_assigned_object_kind
+        from mapp.dashboard import DashboardCard, register_dashboard_card
+        from mapp.models import Module
+        from prospects.selectors import prospect_count_assigned, prospects_visible_to
+        from prospects.services import prospects_reassign
+
+        register_assigned_object_kind(
+            AssignedObjectKind(
+                key="prospects",
+                label=_("Prospects"),
+                count_assigned=prospect_count_assigned,
+                reassign=prospects_reassign,
+            )
+        )
+        register_dashboard_card(
+            DashboardCard(
+                key="prospects_visible",
+                label=_("Prospects"),
+                module=Module.PROSPECTS,
+                value=lambda user: prospects_visible_to(user).count(),
+                url_name="prospects:list",
+                order=10,
+            )
+        )
+        register_dashboard_card(
+            DashboardCard(
+                key="prospects_assigned_to_me",
+                label=_("Assigned to me"),
+                module=Module.PROSPECTS,
+                value=prospect_count_assigned,
+                order=20,
+            )
+        )

@@ -1,0 +1,1 @@
+"""Models of scoring: scoring, grading, HOT status and digests (built in their own issue)."""
