@@ -63,6 +63,20 @@ THIRD_PARTY_ADMIN_MODULES = {
     "axes": Module.USERS,  # login attempts and lockouts
 }
 
+# Where a third-party admin has no search or filters, these make its list usable.
+THIRD_PARTY_ADMIN_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "django_celery_beat.intervalschedule": {"search_fields": ("every",), "list_filter": ("period",)},
+    "django_celery_beat.crontabschedule": {
+        "search_fields": ("minute", "hour", "day_of_week"),
+        "list_filter": ("timezone",),
+    },
+    "django_celery_beat.solarschedule": {"search_fields": ("event",), "list_filter": ("event",)},
+    "django_celery_beat.clockedschedule": {
+        "search_fields": ("clocked_time",),
+        "list_filter": ("clocked_time",),
+    },
+}
+
 admin.site.unregister(Group)  # mapp's roles replace Django's groups
 for _model, _model_admin in list(admin.site._registry.items()):
     _module = THIRD_PARTY_ADMIN_MODULES.get(_model._meta.app_label)
@@ -71,7 +85,7 @@ for _model, _model_admin in list(admin.site._registry.items()):
     _guarded = type(
         f"Guarded{type(_model_admin).__name__}",
         (GuardedModelAdmin, type(_model_admin)),
-        {"access_module": _module},
+        {"access_module": _module, **THIRD_PARTY_ADMIN_OPTIONS.get(_model._meta.label_lower, {})},
     )
     admin.site.unregister(_model)
     admin.site.register(_model, _guarded)

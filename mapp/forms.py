@@ -31,8 +31,13 @@ class UserEditForm(forms.Form):
     )
 
 
+class UserChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.display_name} <{obj.email}>" if obj.display_name != obj.email else obj.email
+
+
 class UserDeactivateForm(forms.Form):
-    reassign_to = forms.ModelChoiceField(
+    reassign_to = UserChoiceField(
         label=_("Reassign their prospects to"),
         queryset=User.objects.none(),
         required=False,

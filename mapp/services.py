@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -135,9 +136,16 @@ def role_delete(*, actor: User, role: Role, request: HttpRequest | None = None) 
 # --- Users ------------------------------------------------------------------------------------
 
 
+class _InvitationForm(PasswordResetForm):
+    """Django's reset form skips users without a usable password; invitees have none yet."""
+
+    def get_users(self, email: str) -> Iterator[User]:  # type: ignore[override]
+        return iter(User.objects.filter(email__iexact=email, is_active=True))
+
+
 def _send_set_password_mail(*, user: User, request: HttpRequest | None) -> None:
-    """New users choose their own password through the password-reset mail."""
-    form = PasswordResetForm(data={"email": user.email})
+    """New users choose their own password through a password-reset link."""
+    form = _InvitationForm(data={"email": user.email})
     if form.is_valid():
         domain = settings.SITE_URL.split("://", 1)[-1]
         form.save(

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from mapp.models import Role, User
+from tests.factories import make_user
+
+
+@pytest.fixture
+def administrator(db: None) -> User:
+    return make_user(Role.ADMINISTRATOR, email="admin@example.jp")
+
+
+@pytest.fixture
+def marketer(db: None) -> User:
+    return make_user(Role.MARKETING, email="marketing@example.jp")
+
+
+@pytest.fixture
+def sales_manager(db: None) -> User:
+    return make_user(Role.SALES_MANAGER, email="manager@example.jp")
+
+
+@pytest.fixture
+def sales_user(db: None) -> User:
+    return make_user(Role.SALES, email="sales@example.jp")
+
+
+def client_for(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
