@@ -58,6 +58,10 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY . /app
 
+# Translations are compiled from locale/*/django.po (polib, no GNU gettext), so the image never
+# depends on .mo files being present or current in the checkout.
+RUN python scripts/compile_messages.py
+
 # Static files are collected into the image (served by whitenoise from STATIC_ROOT). Settings
 # refuse to load in production without their required variables, so this one command gets
 # placeholders; none of them is kept in the image, and collectstatic connects to nothing.

@@ -1,1 +1,4 @@
-"""Models of campaigns: campaigns, members and statuses, opportunities and ROI (built in their own issue)."""
+"""Models of campaigns: campaigns, members and statuses, opportunities and ROI.
+
+Built in their own issue; the app exists so the layout and migrations are in place.
+"""

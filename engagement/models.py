@@ -1,1 +1,4 @@
-"""Models of engagement: Engagement programs and automation rules (built in their own issue)."""
+"""Models of engagement: Engagement programs and automation rules.
+
+Built in their own issue; the app exists so the layout and migrations are in place.
+"""

@@ -47,7 +47,9 @@ class AccessRule:
 
 PUBLIC = AccessRule(module=None, is_public=True)
 SIGNED_IN = AccessRule(module=None)
-ADMIN_SITE_RULE = AccessRule(module=Module.ADMIN_SITE, read_level=Level.VIEW, write_level=Level.VIEW)
+ADMIN_SITE_RULE = AccessRule(
+    module=Module.ADMIN_SITE, read_level=Level.VIEW, write_level=Level.VIEW
+)
 
 ACCESS_ATTRIBUTE = "mapp_access_rule"
 
@@ -71,6 +73,16 @@ def require_access(user: Any, module: Module | str, level: Level = Level.VIEW) -
         raise PermissionDenied
 
 
+def request_user(request: HttpRequest) -> User:
+    """The signed-in user of a request the middleware already let through."""
+    from mapp.models import User
+
+    user = request.user
+    if not isinstance(user, User):
+        raise PermissionDenied
+    return user
+
+
 def sees_all_prospects(user: User) -> bool:
     """Whether the role's prospect scope is 'all' (else: only prospects assigned to the user)."""
     from mapp.models import ProspectScope
@@ -89,7 +101,9 @@ def access_required(
     """Declare that a view needs ``module``: ``read_level`` for GET, ``write_level`` otherwise."""
 
     def decorator(view: ViewFunc) -> ViewFunc:
-        return _mark(view, AccessRule(module=module, read_level=read_level, write_level=write_level))
+        return _mark(
+            view, AccessRule(module=module, read_level=read_level, write_level=write_level)
+        )
 
     return decorator
 
@@ -112,7 +126,7 @@ DRF_VIEW = AccessRule(module=None, is_public=True)
 def rule_for_view(view_func: Callable[..., Any], request: HttpRequest) -> AccessRule | None:
     rule = getattr(view_func, ACCESS_ATTRIBUTE, None)
     if rule is not None:
-        return rule  # type: ignore[no-any-return]
+        return rule
     view_class = getattr(view_func, "cls", None) or getattr(view_func, "view_class", None)
     if view_class is not None:
         from rest_framework.views import APIView
@@ -125,7 +139,7 @@ def rule_for_view(view_func: Callable[..., Any], request: HttpRequest) -> Access
             return DRF_VIEW if guarded else None
         rule = getattr(view_class, ACCESS_ATTRIBUTE, None)
         if rule is not None:
-            return rule  # type: ignore[no-any-return]
+            return rule
         module = getattr(view_class, "access_module", None)
         if module is not None or getattr(view_class, "access_signed_in", False):
             return AccessRule(module=module)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from mapp.admin_site import GuardedModelAdmin, ReadOnlyGuardedModelAdmin
@@ -12,7 +15,7 @@ from mapp.models import AuditLogEntry, Module, Role, User
 
 
 @admin.register(User)
-class UserAdmin(GuardedModelAdmin, DjangoUserAdmin):  # type: ignore[misc]
+class UserAdmin(GuardedModelAdmin, DjangoUserAdmin):
     access_module = Module.USERS
     ordering = ("email",)
     list_display = ("email", "last_name", "first_name", "role", "is_active", "last_login")
@@ -37,12 +40,12 @@ class RoleAdmin(GuardedModelAdmin):
     list_filter = ("is_default", "prospect_scope")
     search_fields = ("name", "slug", "description")
 
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if obj is not None and obj.is_default:
             return False
         return super().has_change_permission(request, obj)
 
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if obj is not None and (obj.is_default or obj.users.exists()):
             return False
         return super().has_delete_permission(request, obj)
@@ -51,7 +54,14 @@ class RoleAdmin(GuardedModelAdmin):
 @admin.register(AuditLogEntry)
 class AuditLogEntryAdmin(ReadOnlyGuardedModelAdmin):
     access_module = Module.USERS
-    list_display = ("created_at", "actor_email", "action", "object_type", "object_repr", "ip_address")
+    list_display = (
+        "created_at",
+        "actor_email",
+        "action",
+        "object_type",
+        "object_repr",
+        "ip_address",
+    )
     list_filter = ("action", "object_type", "created_at")
     search_fields = ("actor_email", "action", "object_repr", "object_id", "ip_address")
     date_hierarchy = "created_at"
@@ -65,7 +75,10 @@ THIRD_PARTY_ADMIN_MODULES = {
 
 # Where a third-party admin has no search or filters, these make its list usable.
 THIRD_PARTY_ADMIN_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
-    "django_celery_beat.intervalschedule": {"search_fields": ("every",), "list_filter": ("period",)},
+    "django_celery_beat.intervalschedule": {
+        "search_fields": ("every",),
+        "list_filter": ("period",),
+    },
     "django_celery_beat.crontabschedule": {
         "search_fields": ("minute", "hour", "day_of_week"),
         "list_filter": ("timezone",),

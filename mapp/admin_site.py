@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from mapp.access import has_access
+from mapp.access import has_access, request_user
 from mapp.models import Level, Module
 
 
@@ -22,7 +22,7 @@ class MappAdminSite(admin.AdminSite):
         return has_access(request.user, Module.ADMIN_SITE, Level.VIEW)
 
 
-class GuardedModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class GuardedModelAdmin(admin.ModelAdmin):
     """Every ModelAdmin in mapp derives from this: the role decides, per model's module.
 
     ``access_module`` names the module a model belongs to. Changes made here are written to the
@@ -62,7 +62,7 @@ class GuardedModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         from mapp.services import audit_log_record
 
         audit_log_record(
-            actor=request.user,  # type: ignore[arg-type]
+            actor=request_user(request),
             action=f"admin.{action}",
             target=obj,
             changes={"message": str(message)} if message else None,

@@ -11,6 +11,7 @@ Without DATABASE_URL / REDIS_URL the embedded servers from mapp/devservices.py a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -122,12 +123,17 @@ def command_run(arguments: argparse.Namespace) -> int:
                 # Own session: Ctrl-C reaches only us, and we stop the children in order.
                 processes[name] = subprocess.Popen(command, env=environment, start_new_session=True)
             url = f"http://{arguments.host}:{arguments.port}/"
-            print(f"\nmapp is running at {url}   (health: {url}healthz)  — Ctrl-C stops it\n", flush=True)
+            print(
+                f"\nmapp is running at {url}   (health: {url}healthz)  — Ctrl-C stops it\n",
+                flush=True,
+            )
             exit_code = 0
             while not stopping:
                 for name, process in processes.items():
                     if process.poll() is not None:
-                        print(f"mapp: {name} exited with {process.returncode}; stopping", flush=True)
+                        print(
+                            f"mapp: {name} exited with {process.returncode}; stopping", flush=True
+                        )
                         exit_code = process.returncode or 1
                         stopping = True
                         break
@@ -145,7 +151,9 @@ def command_test(arguments: argparse.Namespace, pytest_arguments: Sequence[str])
             # Tests use their own Redis database, so a running `make run` is not disturbed.
             service_env["REDIS_URL"] = service_env["REDIS_URL"].rsplit("/", 1)[0] + "/1"
         environment = _environment(service_env)
-        result = subprocess.run([_python(), "-m", "pytest", *pytest_arguments], env=environment, check=False)
+        result = subprocess.run(
+            [_python(), "-m", "pytest", *pytest_arguments], env=environment, check=False
+        )
         return result.returncode
 
 
@@ -164,15 +172,15 @@ def command_services() -> int:
         for key, value in service_env.items():
             print(f"{key}={value}")
         print("Services are running; Ctrl-C stops them.", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mapp", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="mapp", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
     subcommands = parser.add_subparsers(dest="command", required=True)
     run = subcommands.add_parser("run", help="run web, worker and beat in the foreground")
     run.add_argument("--demo", action="store_true", help="load demo data first")

@@ -347,7 +347,11 @@ def read_services_env(var_dir: Path = VAR_DIR) -> dict[str, str]:
 
 def chromium_path() -> str | None:
     """Debian's Chromium, used by the browser tests through Playwright's ``executable_path``."""
-    for candidate in (os.environ.get("CHROMIUM_PATH"), "/usr/bin/chromium", "/usr/bin/chromium-browser"):
+    for candidate in (
+        os.environ.get("CHROMIUM_PATH"),
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+    ):
         if candidate and Path(candidate).exists():
             return candidate
     return shutil.which("chromium")

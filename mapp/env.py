@@ -64,7 +64,9 @@ def get_from_env(
     try:
         return cast(raw)
     except ValueError as error:
-        raise ImproperlyConfiguredEnv(f"The environment variable {key} is invalid: {error}") from error
+        raise ImproperlyConfiguredEnv(
+            f"The environment variable {key} is invalid: {error}"
+        ) from error
 
 
 def get_bool(key: str, default: bool) -> bool:

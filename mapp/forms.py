@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from mapp.models import Level, Module, ProspectScope, Role, User
+from mapp.models import LANGUAGE_CHOICES, Level, Module, ProspectScope, Role, User
 
 
 class UserCreateForm(forms.Form):
@@ -16,9 +16,7 @@ class UserCreateForm(forms.Form):
     first_name = forms.CharField(label=_("First name"), max_length=150, required=False)
     job_title = forms.CharField(label=_("Job title"), max_length=150, required=False)
     role = forms.ModelChoiceField(label=_("Role"), queryset=Role.objects.all())
-    language = forms.ChoiceField(
-        label=_("Language"), choices=User._meta.get_field("language").choices, required=False
-    )
+    language = forms.ChoiceField(label=_("Language"), choices=LANGUAGE_CHOICES, required=False)
 
 
 class UserEditForm(forms.Form):
@@ -26,12 +24,10 @@ class UserEditForm(forms.Form):
     first_name = forms.CharField(label=_("First name"), max_length=150, required=False)
     job_title = forms.CharField(label=_("Job title"), max_length=150, required=False)
     role = forms.ModelChoiceField(label=_("Role"), queryset=Role.objects.all())
-    language = forms.ChoiceField(
-        label=_("Language"), choices=User._meta.get_field("language").choices, required=False
-    )
+    language = forms.ChoiceField(label=_("Language"), choices=LANGUAGE_CHOICES, required=False)
 
 
-class UserChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
+class UserChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Any) -> str:
         return f"{obj.display_name} <{obj.email}>" if obj.display_name != obj.email else obj.email
 

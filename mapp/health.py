@@ -18,7 +18,7 @@ WORKER_PING_TIMEOUT_SECONDS = 1.0
 
 
 def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    return redis.Redis.from_url(str(settings.REDIS_URL), socket_timeout=2, socket_connect_timeout=2)
 
 
 def check_database() -> dict[str, Any]:

@@ -34,6 +34,9 @@ class ProspectScope(models.TextChoices):
     ASSIGNED = "assigned", _("Only prospects assigned to the user")
 
 
+LANGUAGE_CHOICES = [("", _("Browser setting")), ("ja", "日本語"), ("en", "English")]
+
+
 class Role(models.Model):
     """A named set of per-module permission levels.
 
@@ -90,9 +93,7 @@ class MappUserManager(UserManager["User"]):
 
     use_in_migrations = True
 
-    def _create_user(  # type: ignore[override]
-        self, email: str, password: str | None, **extra_fields: Any
-    ) -> User:
+    def _create_user(self, email: str, password: str | None, **extra_fields: Any) -> User:
         if not email:
             raise ValueError("An email address is required")
         user = self.model(email=self.normalize_email(email).lower(), **extra_fields)
@@ -126,12 +127,7 @@ class User(AbstractUser):
         Role, verbose_name=_("role"), on_delete=models.PROTECT, related_name="users"
     )
     job_title = models.CharField(_("job title"), max_length=150, blank=True)
-    language = models.CharField(
-        _("language"),
-        max_length=10,
-        blank=True,
-        choices=[("", _("Browser setting")), ("ja", "日本語"), ("en", "English")],
-    )
+    language = models.CharField(_("language"), max_length=10, blank=True, choices=LANGUAGE_CHOICES)
     deactivated_at = models.DateTimeField(_("deactivated at"), null=True, blank=True)
 
     USERNAME_FIELD = "email"
@@ -187,7 +183,9 @@ class AuditLogEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_email} {self.action} {self.object_repr}"
+        return (
+            f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_email} {self.action} {self.object_repr}"
+        )
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:

@@ -73,9 +73,9 @@ NAVIGATION: tuple[NavSection, ...] = (
 
 
 def navigation_for(user: Any, current_path: str = "") -> list[dict[str, Any]]:
-    sections = []
+    sections: list[dict[str, Any]] = []
     for section in NAVIGATION:
-        items = []
+        items: list[dict[str, Any]] = []
         for item in section.items:
             if not has_access(user, item.module, item.level):
                 continue
@@ -84,7 +84,7 @@ def navigation_for(user: Any, current_path: str = "") -> list[dict[str, Any]]:
         if items:
             sections.append({"key": section.key, "label": section.label, "items": items})
     # The current page belongs to the item with the longest URL that prefixes it.
-    matches = [
+    matches: list[dict[str, Any]] = [
         item
         for section in sections
         for item in section["items"]

@@ -78,7 +78,9 @@ def ensure_default_roles(role_model: Any = Role) -> None:
                 "name": definition["name"],
                 "description": definition["description"],
                 "is_default": True,
-                "permissions": {key: int(value) for key, value in definition["permissions"].items()},
+                "permissions": {
+                    key: int(value) for key, value in definition["permissions"].items()
+                },
                 "prospect_scope": str(definition["prospect_scope"]),
             },
         )

@@ -43,7 +43,9 @@ def audit_log_record(
     """Append one entry to the audit log (who, what, when, from which IP)."""
     object_type = object_id = object_repr = ""
     if target is not None:
-        object_type = target._meta.label_lower if hasattr(target, "_meta") else type(target).__name__
+        object_type = (
+            target._meta.label_lower if hasattr(target, "_meta") else type(target).__name__
+        )
         object_id = str(getattr(target, "pk", "") or "")
         object_repr = str(target)[:300]
     return AuditLogEntry.objects.create(
@@ -68,7 +70,9 @@ def _validated_permissions(permissions: dict[str, Any]) -> dict[str, int]:
         try:
             level = Level(int(raw))
         except (TypeError, ValueError) as error:
-            raise ValidationError(_("Invalid permission level for %(module)s.") % {"module": module.label}) from error
+            raise ValidationError(
+                _("Invalid permission level for %(module)s.") % {"module": module.label}
+            ) from error
         cleaned[module.value] = int(level)
     return cleaned
 
@@ -90,7 +94,11 @@ def role_copy(*, actor: User, source: Role, name: str, request: HttpRequest | No
         prospect_scope=source.prospect_scope,
     )
     audit_log_record(
-        actor=actor, action="role.create", target=role, changes={"copied_from": source.slug}, request=request
+        actor=actor,
+        action="role.create",
+        target=role,
+        changes={"copied_from": source.slug},
+        request=request,
     )
     return role
 
@@ -109,7 +117,11 @@ def role_update(
     if prospect_scope not in ProspectScope.values:
         raise ValidationError(_("Invalid prospect scope."))
     cleaned = _validated_permissions(permissions)
-    before = {"name": role.name, "permissions": role.permissions, "prospect_scope": role.prospect_scope}
+    before = {
+        "name": role.name,
+        "permissions": role.permissions,
+        "prospect_scope": role.prospect_scope,
+    }
     role.name = name.strip() or role.name
     role.permissions = cleaned
     role.prospect_scope = prospect_scope
@@ -118,7 +130,10 @@ def role_update(
         actor=actor,
         action="role.update",
         target=role,
-        changes={"before": before, "after": {"name": role.name, "permissions": cleaned, "prospect_scope": prospect_scope}},
+        changes={
+            "before": before,
+            "after": {"name": role.name, "permissions": cleaned, "prospect_scope": prospect_scope},
+        },
         request=request,
     )
     return role
@@ -139,7 +154,7 @@ def role_delete(*, actor: User, role: Role, request: HttpRequest | None = None) 
 class _InvitationForm(PasswordResetForm):
     """Django's reset form skips users without a usable password; invitees have none yet."""
 
-    def get_users(self, email: str) -> Iterator[User]:  # type: ignore[override]
+    def get_users(self, email: str) -> Iterator[User]:
         return iter(User.objects.filter(email__iexact=email, is_active=True))
 
 
@@ -208,7 +223,9 @@ def user_update(
         raise ValidationError(_("You cannot take away your own right to manage users."))
     if changes:
         user.save(update_fields=[*changes.keys()])
-        audit_log_record(actor=actor, action="user.update", target=user, changes=changes, request=request)
+        audit_log_record(
+            actor=actor, action="user.update", target=user, changes=changes, request=request
+        )
     return user
 
 
@@ -250,7 +267,9 @@ def user_reactivate(*, actor: User, user: User, request: HttpRequest | None = No
     return user
 
 
-def ensure_first_administrator(*, email: str, password: str | None) -> tuple[User | None, str | None]:
+def ensure_first_administrator(
+    *, email: str, password: str | None
+) -> tuple[User | None, str | None]:
     """Create the first administrator if no user exists yet.
 
     Returns (user, generated_password); the generated password is shown once by the caller.
@@ -261,5 +280,7 @@ def ensure_first_administrator(*, email: str, password: str | None) -> tuple[Use
     if not password:
         generated = password = secrets.token_urlsafe(12)
     user = User.objects.create_superuser(email=email, password=password)
-    audit_log_record(actor=None, actor_email="system", action="user.create_first_admin", target=user)
+    audit_log_record(
+        actor=None, actor_email="system", action="user.create_first_admin", target=user
+    )
     return user, generated

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 
 from mapp import services
-from mapp.access import access_required
+from mapp.access import access_required, request_user
 from mapp.assignments import assigned_counts, assigned_object_kinds
 from mapp.forms import RoleCopyForm, RoleEditForm, UserCreateForm, UserDeactivateForm, UserEditForm
 from mapp.models import AuditLogEntry, Level, Module, Role, User
@@ -33,7 +33,9 @@ def user_list(request: HttpRequest) -> HttpResponse:
     users = User.objects.select_related("role").order_by("-is_active", "last_name", "email")
     if query:
         users = users.filter(
-            Q(email__icontains=query) | Q(last_name__icontains=query) | Q(first_name__icontains=query)
+            Q(email__icontains=query)
+            | Q(last_name__icontains=query)
+            | Q(first_name__icontains=query)
         )
     page = Paginator(users, USER_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "users/user_list.html", {"page": page, "query": query})
@@ -44,12 +46,16 @@ def user_create(request: HttpRequest) -> HttpResponse:
     form = UserCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            user = services.user_create(actor=request.user, request=request, **form.cleaned_data)  # type: ignore[arg-type]
+            user = services.user_create(
+                actor=request_user(request), request=request, **form.cleaned_data
+            )
         except ValidationError as error:
             _errors_to_form(form, error)
         else:
             messages.success(
-                request, _("User %(email)s created; an email to set a password was sent.") % {"email": user.email}
+                request,
+                _("User %(email)s created; an email to set a password was sent.")
+                % {"email": user.email},
             )
             return redirect("users:list")
     return render(request, "users/user_form.html", {"form": form, "is_new": True})
@@ -62,13 +68,17 @@ def user_edit(request: HttpRequest, user_id: int) -> HttpResponse:
     form = UserEditForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            services.user_update(actor=request.user, user=user, data=form.cleaned_data, request=request)  # type: ignore[arg-type]
+            services.user_update(
+                actor=request_user(request), user=user, data=form.cleaned_data, request=request
+            )
         except ValidationError as error:
             _errors_to_form(form, error)
         else:
             messages.success(request, _("Changes saved."))
             return redirect("users:list")
-    return render(request, "users/user_form.html", {"form": form, "edited_user": user, "is_new": False})
+    return render(
+        request, "users/user_form.html", {"form": form, "edited_user": user, "is_new": False}
+    )
 
 
 @access_required(Module.USERS, read_level=Level.EDIT)
@@ -78,7 +88,7 @@ def user_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             moved = services.user_deactivate(
-                actor=request.user,  # type: ignore[arg-type]
+                actor=request_user(request),
                 user=user,
                 reassign_to=form.cleaned_data["reassign_to"],
                 request=request,
@@ -97,7 +107,9 @@ def user_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
         {"label": kind.label, "count": counts.get(kind.key, 0)} for kind in assigned_object_kinds()
     ]
     return render(
-        request, "users/user_deactivate.html", {"form": form, "edited_user": user, "assigned": assigned}
+        request,
+        "users/user_deactivate.html",
+        {"form": form, "edited_user": user, "assigned": assigned},
     )
 
 
@@ -105,7 +117,7 @@ def user_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
 def user_reactivate(request: HttpRequest, user_id: int) -> HttpResponse:
     user = get_object_or_404(User, pk=user_id)
     if request.method == "POST":
-        services.user_reactivate(actor=request.user, user=user, request=request)  # type: ignore[arg-type]
+        services.user_reactivate(actor=request_user(request), user=user, request=request)
         messages.success(request, _("%(user)s was reactivated.") % {"user": user.display_name})
     return redirect("users:list")
 
@@ -117,7 +129,7 @@ def role_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and copy_form.is_valid():
         try:
             role = services.role_copy(
-                actor=request.user,  # type: ignore[arg-type]
+                actor=request_user(request),
                 source=copy_form.cleaned_data["source"],
                 name=copy_form.cleaned_data["name"],
                 request=request,
@@ -131,7 +143,9 @@ def role_list(request: HttpRequest) -> HttpResponse:
         {"role": role, "levels": [role.level_for(module) for module in Module]} for role in roles
     ]
     return render(
-        request, "users/role_list.html", {"rows": rows, "modules": list(Module), "copy_form": copy_form}
+        request,
+        "users/role_list.html",
+        {"rows": rows, "modules": list(Module), "copy_form": copy_form},
     )
 
 
@@ -139,13 +153,15 @@ def role_list(request: HttpRequest) -> HttpResponse:
 def role_edit(request: HttpRequest, role_id: int) -> HttpResponse:
     role = get_object_or_404(Role, pk=role_id)
     if role.is_default:
-        messages.info(request, _("Default roles cannot be changed; copy one to make a custom role."))
+        messages.info(
+            request, _("Default roles cannot be changed; copy one to make a custom role.")
+        )
         return redirect("users:roles")
     form = RoleEditForm(request.POST or None, initial=RoleEditForm.initial_for(role))
     if request.method == "POST" and form.is_valid():
         try:
             services.role_update(
-                actor=request.user,  # type: ignore[arg-type]
+                actor=request_user(request),
                 role=role,
                 name=form.cleaned_data["name"],
                 permissions=form.permissions(),
@@ -166,7 +182,9 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
     if query:
         entries = entries.filter(
-            Q(actor_email__icontains=query) | Q(action__icontains=query) | Q(object_repr__icontains=query)
+            Q(actor_email__icontains=query)
+            | Q(action__icontains=query)
+            | Q(object_repr__icontains=query)
         )
     page = Paginator(entries, AUDIT_LOG_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "users/audit_log.html", {"page": page, "query": query})

@@ -15,7 +15,14 @@ from prospects.models import Prospect
 @admin.register(Prospect)
 class ProspectAdmin(GuardedModelAdmin):
     access_module = Module.PROSPECTS
-    list_display = ("email", "last_name", "first_name", "company_name", "assigned_user", "created_at")
+    list_display = (
+        "email",
+        "last_name",
+        "first_name",
+        "company_name",
+        "assigned_user",
+        "created_at",
+    )
     list_filter = ("assigned_user", "created_at")
     search_fields = ("email", "last_name", "first_name", "company_name", "job_title")
     autocomplete_fields = ("assigned_user",)

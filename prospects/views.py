@@ -5,7 +5,7 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from mapp.access import access_required
+from mapp.access import access_required, request_user
 from mapp.models import Module
 from prospects.selectors import prospect_get_for_user, prospects_visible_to
 
@@ -14,7 +14,7 @@ PAGE_SIZE = 50
 
 @access_required(Module.PROSPECTS)
 def prospect_list(request: HttpRequest) -> HttpResponse:
-    prospects = prospects_visible_to(request.user)  # type: ignore[arg-type]
+    prospects = prospects_visible_to(request_user(request))
     query = request.GET.get("q", "").strip()
     if query:
         prospects = prospects.filter(
@@ -29,5 +29,5 @@ def prospect_list(request: HttpRequest) -> HttpResponse:
 
 @access_required(Module.PROSPECTS)
 def prospect_detail(request: HttpRequest, prospect_id: int) -> HttpResponse:
-    prospect = prospect_get_for_user(user=request.user, prospect_id=prospect_id)  # type: ignore[arg-type]
+    prospect = prospect_get_for_user(user=request_user(request), prospect_id=prospect_id)
     return render(request, "prospects/prospect_detail.html", {"prospect": prospect})

@@ -33,7 +33,9 @@ def main() -> None:
             fill_english(catalogue)
             catalogue.save(str(po_path))
         catalogue.save_as_mofile(str(po_path.with_suffix(".mo")))
-        print(f"compiled {po_path.relative_to(LOCALE_DIR.parent)} ({catalogue.percent_translated()}%)")
+        print(
+            f"compiled {po_path.relative_to(LOCALE_DIR.parent)} ({catalogue.percent_translated()}%)"
+        )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import factory
 
@@ -20,7 +20,7 @@ def role(slug: str) -> Role:
     return Role.objects.get(slug=slug)
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = User
         skip_postgeneration_save = True
@@ -33,16 +33,17 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def password(self, create: bool, extracted: Any, **kwargs: Any) -> None:
-        self.set_password(extracted or TEST_PASSWORD)
+        user = cast(User, self)  # factory_boy passes the built model instance here
+        user.set_password(extracted or TEST_PASSWORD)
         if create:
-            self.save(update_fields=["password"])
+            user.save(update_fields=["password"])
 
 
 def make_user(role_slug: str, **kwargs: Any) -> User:
-    return UserFactory(role=role(role_slug), **kwargs)
+    return UserFactory.create(role=role(role_slug), **kwargs)
 
 
-class ProspectFactory(factory.django.DjangoModelFactory):
+class ProspectFactory(factory.django.DjangoModelFactory[Prospect]):
     class Meta:
         model = Prospect
 

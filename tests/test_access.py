@@ -27,7 +27,9 @@ MODELS_WITHOUT_ADMIN = {
 }
 
 
-def _walk(patterns: list[URLPattern | URLResolver], prefix: str = "") -> list[tuple[str, URLPattern]]:
+def _walk(
+    patterns: list[URLPattern | URLResolver], prefix: str = ""
+) -> list[tuple[str, URLPattern]]:
     found: list[tuple[str, URLPattern]] = []
     for pattern in patterns:
         if isinstance(pattern, URLResolver):
@@ -73,14 +75,19 @@ def test_default_roles_grant_what_the_seed_describes(
 
 def test_sales_user_cannot_open_administrator_pages(sales_user: User) -> None:
     client = client_for(sales_user)
-    for url in [reverse("users:list"), reverse("users:roles"), reverse("users:audit_log"), "/admin/"]:
+    for url in [
+        reverse("users:list"),
+        reverse("users:roles"),
+        reverse("users:audit_log"),
+        "/admin/",
+    ]:
         assert client.get(url).status_code == 403, url
 
 
 def test_sales_user_sees_only_their_own_prospects(sales_user: User, sales_manager: User) -> None:
-    own = ProspectFactory(assigned_user=sales_user, email="own@sample-shoji.co.jp")
-    other = ProspectFactory(assigned_user=sales_manager, email="other@mirai-kogyo.jp")
-    unassigned = ProspectFactory(assigned_user=None, email="nobody@mirai-kogyo.jp")
+    own = ProspectFactory.create(assigned_user=sales_user, email="own@sample-shoji.co.jp")
+    other = ProspectFactory.create(assigned_user=sales_manager, email="other@mirai-kogyo.jp")
+    unassigned = ProspectFactory.create(assigned_user=None, email="nobody@mirai-kogyo.jp")
     client = client_for(sales_user)
 
     listing = client.get(reverse("prospects:list")).content.decode()
@@ -94,16 +101,22 @@ def test_sales_user_sees_only_their_own_prospects(sales_user: User, sales_manage
 
 
 def test_sales_manager_sees_every_prospect(sales_manager: User, sales_user: User) -> None:
-    prospect = ProspectFactory(assigned_user=sales_user)
+    prospect = ProspectFactory.create(assigned_user=sales_user)
     response = client_for(sales_manager).get(reverse("prospects:detail", args=[prospect.pk]))
     assert response.status_code == 200
 
 
 def test_a_custom_role_copied_from_sales_can_be_granted_user_viewing(administrator: User) -> None:
-    custom = role_copy(actor=administrator, source=Role.objects.get(slug=Role.SALES), name="Partner")
+    custom = role_copy(
+        actor=administrator, source=Role.objects.get(slug=Role.SALES), name="Partner"
+    )
     permissions = dict(custom.permissions, users=int(Level.VIEW))
     role_update(
-        actor=administrator, role=custom, name="Partner", permissions=permissions, prospect_scope="assigned"
+        actor=administrator,
+        role=custom,
+        name="Partner",
+        permissions=permissions,
+        prospect_scope="assigned",
     )
     partner = make_user(Role.SALES, email="partner@example.jp")
     partner.role = custom
@@ -167,7 +180,9 @@ def test_no_admin_page_opens_for_roles_without_the_admin_site(
 
 def test_admin_site_is_scoped_by_module_for_custom_roles(administrator: User) -> None:
     """A role with the admin site but without 'users' sees prospects in admin, not users."""
-    custom = role_copy(actor=administrator, source=Role.objects.get(slug=Role.MARKETING), name="Ops")
+    custom = role_copy(
+        actor=administrator, source=Role.objects.get(slug=Role.MARKETING), name="Ops"
+    )
     role_update(
         actor=administrator,
         role=custom,
@@ -186,7 +201,9 @@ def test_admin_site_is_scoped_by_module_for_custom_roles(administrator: User) ->
 
 
 def test_sales_in_admin_would_see_only_their_prospects(administrator: User) -> None:
-    custom = role_copy(actor=administrator, source=Role.objects.get(slug=Role.SALES), name="Sales+admin")
+    custom = role_copy(
+        actor=administrator, source=Role.objects.get(slug=Role.SALES), name="Sales+admin"
+    )
     role_update(
         actor=administrator,
         role=custom,
@@ -197,8 +214,8 @@ def test_sales_in_admin_would_see_only_their_prospects(administrator: User) -> N
     seller = make_user(Role.SALES, email="seller@example.jp")
     seller.role = custom
     seller.save(update_fields=["role"])
-    own = ProspectFactory(assigned_user=seller, email="mine@sample-shoji.co.jp")
-    other = ProspectFactory(assigned_user=administrator, email="theirs@sample-shoji.co.jp")
+    own = ProspectFactory.create(assigned_user=seller, email="mine@sample-shoji.co.jp")
+    other = ProspectFactory.create(assigned_user=administrator, email="theirs@sample-shoji.co.jp")
 
     client = client_for(seller)
     listing = client.get(reverse("admin:prospects_prospect_changelist")).content.decode()

@@ -10,8 +10,8 @@ from django.test import Client
 from django_celery_beat.models import PeriodicTask
 
 from mapp.health import HEARTBEAT_KEY, redis_client
-from mapp.tasks import heartbeat
 from mapp.models import User
+from mapp.tasks import heartbeat
 from tests.conftest import client_for
 
 
@@ -20,7 +20,9 @@ def no_heartbeat() -> None:
     redis_client().delete(HEARTBEAT_KEY)
 
 
-def test_healthz_reports_each_part_and_503_while_anything_is_down(db: None, no_heartbeat: None) -> None:
+def test_healthz_reports_each_part_and_503_while_anything_is_down(
+    db: None, no_heartbeat: None
+) -> None:
     response = Client().get("/healthz")
     body = json.loads(response.content)
 

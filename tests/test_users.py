@@ -42,7 +42,7 @@ def test_administrator_adds_a_user_who_sets_a_password_by_email(
     assert created.role.slug == Role.SALES
     assert not created.has_usable_password()
     assert len(mail.outbox) == 1
-    link = re.search(r"https?://\S+/accounts/password-reset/\S+/\S+/", mail.outbox[0].body)
+    link = re.search(r"https?://\S+/accounts/password-reset/\S+/\S+/", str(mail.outbox[0].body))
     assert link, mail.outbox[0].body
 
     # The link lets the new user choose a password and sign in with it.
@@ -110,10 +110,14 @@ def test_a_deactivated_user_cannot_sign_in(db: None) -> None:
 
 def test_sign_in_and_out_are_audited_with_the_ip_address(marketer: User) -> None:
     client = Client(REMOTE_ADDR="203.0.113.7")
-    response = client.post(reverse("login"), {"username": marketer.email, "password": TEST_PASSWORD})
+    response = client.post(
+        reverse("login"), {"username": marketer.email, "password": TEST_PASSWORD}
+    )
     assert response.status_code == 302
     client.post(reverse("logout"))
-    login, logout = AuditLogEntry.objects.filter(action__in=["auth.login", "auth.logout"]).order_by("id")
+    login, logout = AuditLogEntry.objects.filter(action__in=["auth.login", "auth.logout"]).order_by(
+        "id"
+    )
     assert login.action == "auth.login"
     assert login.ip_address == "203.0.113.7"
     assert logout.action == "auth.logout"
@@ -127,7 +131,9 @@ def test_sign_in_is_throttled_after_repeated_failures(marketer: User) -> None:
     assert fifth.status_code == 429
     assert "Too many attempts" in fifth.content.decode() or "試行" in fifth.content.decode()
     # Even the right password is refused while locked out.
-    response = client.post(reverse("login"), {"username": marketer.email, "password": TEST_PASSWORD})
+    response = client.post(
+        reverse("login"), {"username": marketer.email, "password": TEST_PASSWORD}
+    )
     assert response.status_code == 429
     assert "_auth_user_id" not in client.session
     assert _actions().count("auth.login_failed") >= 5
@@ -172,10 +178,16 @@ def test_default_roles_cannot_be_edited_but_copies_can(administrator: User) -> N
 
 def test_admin_changes_are_audited(administrator: User) -> None:
     client = client_for(administrator)
-    prospect = ProspectFactory()
+    prospect = ProspectFactory.create()
     response = client.post(
         reverse("admin:prospects_prospect_change", args=[prospect.pk]),
-        {"email": prospect.email, "last_name": "変更", "first_name": "", "company_name": "", "job_title": ""},
+        {
+            "email": prospect.email,
+            "last_name": "変更",
+            "first_name": "",
+            "company_name": "",
+            "job_title": "",
+        },
     )
     assert response.status_code == 302
     assert "admin.change" in _actions()

@@ -1,1 +1,4 @@
-"""Models of tracking: visitors, the tracking endpoints and the activity stream (built in their own issue)."""
+"""Models of tracking: visitors, the tracking endpoints and the activity stream.
+
+Built in their own issue; the app exists so the layout and migrations are in place.
+"""

@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,24 +15,65 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Prospect',
+            name="Prospect",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('email', models.EmailField(max_length=254, verbose_name='email address')),
-                ('last_name', models.CharField(blank=True, max_length=100, verbose_name='last name')),
-                ('first_name', models.CharField(blank=True, max_length=100, verbose_name='first name')),
-                ('company_name', models.CharField(blank=True, max_length=255, verbose_name='company')),
-                ('job_title', models.CharField(blank=True, max_length=255, verbose_name='job title')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
-                ('assigned_user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='assigned_prospects', to=settings.AUTH_USER_MODEL, verbose_name='assigned user')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("email", models.EmailField(max_length=254, verbose_name="email address")),
+                (
+                    "last_name",
+                    models.CharField(blank=True, max_length=100, verbose_name="last name"),
+                ),
+                (
+                    "first_name",
+                    models.CharField(blank=True, max_length=100, verbose_name="first name"),
+                ),
+                (
+                    "company_name",
+                    models.CharField(blank=True, max_length=255, verbose_name="company"),
+                ),
+                (
+                    "job_title",
+                    models.CharField(blank=True, max_length=255, verbose_name="job title"),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        auto_now_add=True, db_index=True, verbose_name="created at"
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
+                (
+                    "assigned_user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="assigned_prospects",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="assigned user",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'prospect',
-                'verbose_name_plural': 'prospects',
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['assigned_user', '-created_at'], name='prospect_assigned_idx')],
-                'constraints': [models.UniqueConstraint(django.db.models.functions.text.Lower('email'), name='prospect_email_ci_unique')],
+                "verbose_name": "prospect",
+                "verbose_name_plural": "prospects",
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(
+                        fields=["assigned_user", "-created_at"], name="prospect_assigned_idx"
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        django.db.models.functions.text.Lower("email"),
+                        name="prospect_email_ci_unique",
+                    )
+                ],
             },
         ),
     ]

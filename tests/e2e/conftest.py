@@ -78,7 +78,7 @@ def live_stack(django_db_setup: None, django_db_blocker) -> Iterator[str]:
     environment.update(
         {
             "DATABASE_URL": database_url,
-            "REDIS_URL": settings.REDIS_URL,
+            "REDIS_URL": str(settings.REDIS_URL),
             "DJANGO_SETTINGS_MODULE": "mapp.settings",
             "PYTHONUNBUFFERED": "1",
             "SITE_URL": f"http://127.0.0.1:{port}",
@@ -117,7 +117,7 @@ def browser() -> Iterator[object]:
 
     executable = chromium_path()
     if executable is None:
-        pytest.fail("Chromium is missing: `make test` installs Debian's chromium (scripts/ensure-chromium.sh)")
+        pytest.fail("Chromium is missing: `make test` installs it (scripts/ensure-chromium.sh)")
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield instance

@@ -54,7 +54,7 @@ def _sign_in(page: Any, base_url: str, email: str) -> None:
     page.goto(base_url + "/")
     page.fill("#id_username", email)
     page.fill("#id_password", TEST_PASSWORD)
-    page.click("form button[type=submit]")
+    page.click("#login-form button[type=submit]")
     page.wait_for_load_state("networkidle")
 
 
@@ -63,7 +63,9 @@ def test_a_marketer_signs_in_and_sees_the_dashboard_in_japanese_then_english(
 ) -> None:
     from tests.e2e.conftest import screenshot_path
 
-    marketer = make_user(Role.MARKETING, email="misaki@example.jp", last_name="佐藤", first_name="美咲")
+    marketer = make_user(
+        Role.MARKETING, email="misaki@example.jp", last_name="佐藤", first_name="美咲"
+    )
     ProspectFactory.create_batch(3)
     context = browser.new_context(locale="ja-JP", viewport={"width": 1280, "height": 800})
     page = context.new_page()

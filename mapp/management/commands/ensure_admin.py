@@ -9,7 +9,10 @@ from mapp.services import ensure_first_administrator
 
 
 class Command(BaseCommand):
-    help = "Create the first administrator if there is no user yet (MAPP_ADMIN_EMAIL / MAPP_ADMIN_PASSWORD)."
+    help = (
+        "Create the first administrator if there is no user yet "
+        "(MAPP_ADMIN_EMAIL / MAPP_ADMIN_PASSWORD)."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         user, generated_password = ensure_first_administrator(
@@ -22,6 +25,7 @@ class Command(BaseCommand):
             # Shown once: it is stored only as a hash.
             self.stdout.write(
                 self.style.WARNING(
-                    f"  password: {generated_password}   (shown only now; change it after signing in)"
+                    f"  password: {generated_password}   "
+                    "(shown only now; change it after signing in)"
                 )
             )

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -16,8 +16,9 @@ class Command(BaseCommand):
         for definition in settings.MAPP_PERIODIC_TASKS:
             if PeriodicTask.objects.filter(name=definition["name"]).exists():
                 continue  # once created, the schedule belongs to the administrators (Django admin)
+            every_seconds = cast(int, definition["every_seconds"])
             interval, _ = IntervalSchedule.objects.get_or_create(
-                every=definition["every_seconds"], period=IntervalSchedule.SECONDS
+                every=every_seconds, period=IntervalSchedule.SECONDS
             )
             PeriodicTask.objects.create(
                 name=definition["name"],
@@ -25,6 +26,6 @@ class Command(BaseCommand):
                 interval=interval,
                 description=definition.get("description", ""),
                 # Due at once on beat's first start, instead of one interval later.
-                last_run_at=timezone.now() - timedelta(seconds=definition["every_seconds"]),
+                last_run_at=timezone.now() - timedelta(seconds=every_seconds),
             )
             self.stdout.write(f"Created periodic task {definition['name']!r}")
