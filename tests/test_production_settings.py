@@ -43,7 +43,6 @@ def production_environment(var_dir: Path) -> dict[str, str]:
         # HSTS preload is off by default (a commitment for the whole domain, opted into per
         # deployment), and check --deploy warns about that (security.W021). This deployment opts
         # in; once settings.py silences W021 for the deliberate default, this line can go.
-        "SECURE_HSTS_PRELOAD": "true",
     }
 
 
