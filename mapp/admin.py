@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from mapp.admin_site import GuardedModelAdmin, ReadOnlyGuardedModelAdmin
-from mapp.models import AuditLogEntry, Module, Role, User
+from mapp.models import AccountSettings, AuditLogEntry, Module, Notification, Role, User
 
 
 @admin.register(User)
@@ -49,6 +49,25 @@ class RoleAdmin(GuardedModelAdmin):
         if obj is not None and (obj.is_default or obj.users.exists()):
             return False
         return super().has_delete_permission(request, obj)
+
+
+@admin.register(Notification)
+class NotificationAdmin(GuardedModelAdmin):
+    access_module = Module.USERS
+    list_display = ("user", "title", "created_at", "read_at")
+    list_filter = ("read_at", "created_at")
+    search_fields = ("user__email", "title", "body")
+
+
+@admin.register(AccountSettings)
+class AccountSettingsAdmin(GuardedModelAdmin):
+    access_module = Module.SETTINGS
+    list_display = ("__str__", "mailable_prospect_limit", "updated_at")
+    list_filter = ("updated_at",)
+    search_fields = ("mailable_prospect_limit",)
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False  # one row, created on first use
 
 
 @admin.register(AuditLogEntry)

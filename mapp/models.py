@@ -194,3 +194,61 @@ class AuditLogEntry(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise ValueError("Audit log entries are append-only")
+
+
+class Notification(models.Model):
+    """An in-app notice for one user (mail is sent alongside by mapp.notifications)."""
+
+    user = models.ForeignKey(
+        User, verbose_name=_("user"), on_delete=models.CASCADE, related_name="notifications"
+    )
+    title = models.CharField(_("title"), max_length=200)
+    body = models.TextField(_("message"), blank=True)
+    url = models.CharField(_("link"), max_length=500, blank=True)
+    # Idempotency: a retried job that notifies with the same key does not notify twice.
+    dedup_key = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["-created_at", "-id"]
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(
+                fields=["user", "dedup_key"],
+                condition=~models.Q(dedup_key=""),
+                name="notification_dedup_unique",
+            ),
+        ]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(fields=["user", "read_at", "-created_at"], name="notification_unread_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class AccountSettings(models.Model):
+    """Account-wide settings; exactly one row (pk=1), see ``AccountSettings.load()``."""
+
+    mailable_prospect_limit = models.PositiveIntegerField(
+        _("mailable prospect limit"),
+        null=True,
+        blank=True,
+        help_text=_("Administrators are warned when more prospects than this are mailable."),
+    )
+    mailable_limit_warned_at = models.DateTimeField(null=True, blank=True, editable=False)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("account settings")
+        verbose_name_plural = _("account settings")
+
+    def __str__(self) -> str:
+        return str(_("Account settings"))
+
+    @classmethod
+    def load(cls) -> AccountSettings:
+        settings_row, _created = cls.objects.get_or_create(pk=1)
+        return settings_row

@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "drf_spectacular",
     "django_celery_beat",
     "django_htmx",
     "axes",
@@ -264,6 +265,18 @@ MAPP_PERIODIC_TASKS = [
         "every_seconds": HEARTBEAT_INTERVAL_SECONDS,
         "description": "Proves that Celery beat and a worker are alive (see /healthz).",
     },
+    {
+        "name": "refresh dynamic lists",
+        "task": "prospects.refresh_all_dynamic_lists",
+        "every_seconds": 60 * 60,
+        "description": "Full refresh of every dynamic list (relative dates move with time).",
+    },
+    {
+        "name": "mailable prospect limit check",
+        "task": "prospects.check_mailable_limit",
+        "every_seconds": 24 * 60 * 60,
+        "description": "Warns administrators when mailable prospects exceed the account limit.",
+    },
 ]
 
 # --- REST API -------------------------------------------------------------------------------
@@ -276,6 +289,13 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"user": "600/minute", "anon": "60/minute"},
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "mapp API",
+    "DESCRIPTION": "Prospects, lists and tasks. Sales users see only their assigned prospects.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
 }
 
 # --- Security -------------------------------------------------------------------------------

@@ -55,6 +55,10 @@ urlpatterns = [
     path("accounts/", include(account_patterns)),
     path("settings/users/", include(users_patterns)),
     path("settings/status/", views.system_status, name="system_status"),
+    path("prospects/import/", include("prospects.urls_import")),
     path("prospects/", include("prospects.urls")),
+    path("tasks/", include("prospects.urls_tasks")),
+    path("notifications/", include("mapp.urls_notifications")),
+    path("api/v1/", include("prospects.urls_api")),
     path("admin/", admin.site.urls),
 ]

@@ -10,6 +10,9 @@ class ProspectsConfig(AppConfig):
     verbose_name = _("Prospects")
 
     def ready(self) -> None:
+        from prospects.criteria.subjects import register_default_subjects
+
+        register_default_subjects()
         from mapp.assignments import AssignedObjectKind, register_assigned_object_kind
         from mapp.dashboard import DashboardCard, register_dashboard_card
         from mapp.models import Module

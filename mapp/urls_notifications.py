@@ -1,0 +1,7 @@
+"""In-app notifications (mapp/views_notifications.py)."""
+
+from django.urls import URLPattern
+
+app_name = "notifications"
+
+urlpatterns: list[URLPattern] = []
