@@ -632,7 +632,9 @@ def dynamic_list_refresh(*, prospect_list: ProspectList) -> ListRefresh:
     single pass over the matching rows (see bench/dynamic_list.py).
     """
     refresh = ListRefresh(prospect_list=prospect_list, mode=ListRefresh.Mode.FULL)
-    matching = Prospect.objects.filter(compile_criteria(prospect_list.criteria)).values("pk")
+    matching = (
+        Prospect.objects.filter(compile_criteria(prospect_list.criteria)).order_by().values("id")
+    )
     matching_sql, matching_params = matching.query.sql_with_params()
     membership_table = ListMembership._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
