@@ -90,10 +90,12 @@ class AuditLogEntryAdmin(ReadOnlyGuardedModelAdmin):
 THIRD_PARTY_ADMIN_MODULES = {
     "django_celery_beat": Module.SETTINGS,  # periodic tasks: editable schedules
     "axes": Module.USERS,  # login attempts and lockouts
+    "knox": Module.USERS,  # API tokens (hashed)
 }
 
 # Where a third-party admin has no search or filters, these make its list usable.
 THIRD_PARTY_ADMIN_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "knox.authtoken": {"list_filter": ("created", "expiry")},
     "django_celery_beat.intervalschedule": {
         "search_fields": ("every",),
         "list_filter": ("period",),

@@ -23,6 +23,7 @@ class DashboardCard:
     value: Callable[[Any], int]
     url_name: str | None = None
     order: int = 100
+    visible: Callable[[Any], bool] | None = None  # a further condition after the module
 
 
 _cards: dict[str, DashboardCard] = {}
@@ -36,6 +37,8 @@ def dashboard_cards_for(user: Any) -> list[dict[str, Any]]:
     cards = []
     for card in sorted(_cards.values(), key=lambda card: (card.order, card.key)):
         if card.module is not None and not has_access(user, card.module, Level.VIEW):
+            continue
+        if card.visible is not None and not card.visible(user):
             continue
         cards.append(
             {

@@ -10,13 +10,14 @@ compiler. When ``DATABASE_URL`` / ``REDIS_URL`` are not set, this module starts:
 
 Both listen on 127.0.0.1 only, on a port chosen once and remembered, so a second run keeps its
 data and its URLs. A server that is already running (another ``make run``, or ``make test``
-while the app runs) is reused and left running; only what this process started is stopped.
+while the app runs) is reused; each user holds a lease and the last one to leave stops them.
 The URLs are written to ``var/services.env`` so ``manage.py`` invoked by hand finds them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -222,7 +223,7 @@ class EmbeddedPostgres:
                 connection.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
 
     def stop(self) -> None:
-        if not self.started_here:
+        if self.running_port() is None:
             return
         subprocess.run(
             [self._bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
@@ -294,8 +295,6 @@ class EmbeddedRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
-        if not self.started_here:
-            return
         pid = self.running_pid()
         if pid is not None:
             os.kill(pid, signal.SIGTERM)  # redis saves its dump on SIGTERM, then exits
@@ -306,35 +305,66 @@ class EmbeddedRedis:
 
 
 @contextlib.contextmanager
+def _services_lock(var_dir: Path) -> Iterator[None]:
+    """Serialises starting, leasing and stopping the embedded servers of one var directory."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    with (var_dir / "services.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _live_leases(lease_dir: Path) -> list[int]:
+    """Processes still using the embedded servers; leases of dead processes are removed."""
+    alive = []
+    for lease in lease_dir.glob("*"):
+        if lease.name.isdigit() and _pid_is_alive(int(lease.name)):
+            alive.append(int(lease.name))
+        else:
+            lease.unlink(missing_ok=True)
+    return alive
+
+
+@contextlib.contextmanager
 def services(*, var_dir: Path = VAR_DIR) -> Iterator[dict[str, str]]:
     """Make sure a database and a Redis exist; yield the environment that points at them.
 
     Servers named by ``DATABASE_URL`` / ``REDIS_URL`` are used as they are; missing ones are
-    started from the embedded wheels and stopped again on exit (if this call started them).
+    started from the embedded wheels. Every process using them holds a lease (``var/leases``):
+    `make run` and `make test` can overlap, and the last one to leave stops the servers.
     """
     environment: dict[str, str] = {}
-    started: list[EmbeddedPostgres | EmbeddedRedis] = []
+    embedded: list[EmbeddedPostgres | EmbeddedRedis] = []
+    lease_dir = var_dir / "leases"
+    lease = lease_dir / str(os.getpid())
     try:
-        if os.environ.get("DATABASE_URL"):
-            environment["DATABASE_URL"] = os.environ["DATABASE_URL"]
-        else:
-            postgres = EmbeddedPostgres(var_dir / "postgres")
-            environment["DATABASE_URL"] = postgres.start()
-            started.append(postgres)
-        if os.environ.get("REDIS_URL"):
-            environment["REDIS_URL"] = os.environ["REDIS_URL"]
-        else:
-            redis_server = EmbeddedRedis(var_dir / "redis")
-            environment["REDIS_URL"] = redis_server.start()
-            started.append(redis_server)
-        var_dir.mkdir(parents=True, exist_ok=True)
-        (var_dir / "services.env").write_text(
-            "".join(f"{key}={value}\n" for key, value in environment.items())
-        )
+        with _services_lock(var_dir):
+            if os.environ.get("DATABASE_URL"):
+                environment["DATABASE_URL"] = os.environ["DATABASE_URL"]
+            else:
+                postgres = EmbeddedPostgres(var_dir / "postgres")
+                embedded.append(postgres)
+                environment["DATABASE_URL"] = postgres.start()
+            if os.environ.get("REDIS_URL"):
+                environment["REDIS_URL"] = os.environ["REDIS_URL"]
+            else:
+                redis_server = EmbeddedRedis(var_dir / "redis")
+                embedded.append(redis_server)
+                environment["REDIS_URL"] = redis_server.start()
+            (var_dir / "services.env").write_text(
+                "".join(f"{key}={value}\n" for key, value in environment.items())
+            )
+            lease_dir.mkdir(parents=True, exist_ok=True)
+            lease.touch()
         yield environment
     finally:
-        for service in reversed(started):
-            service.stop()
+        with _services_lock(var_dir):
+            lease.unlink(missing_ok=True)
+            if embedded and not _live_leases(lease_dir):
+                for service in reversed(embedded):
+                    service.stop()
 
 
 def read_services_env(var_dir: Path = VAR_DIR) -> dict[str, str]:

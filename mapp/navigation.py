@@ -34,6 +34,8 @@ NAVIGATION: tuple[NavSection, ...] = (
         _("Prospects"),
         (
             NavItem(_("Prospects"), Module.PROSPECTS, "prospects:list"),
+            NavItem(_("Lists"), Module.PROSPECTS, "lists:index"),
+            NavItem(_("Tasks"), Module.PROSPECTS, "tasks:mine"),
             NavItem(_("Visitors"), Module.VISITORS),
         ),
     ),
@@ -66,6 +68,7 @@ NAVIGATION: tuple[NavSection, ...] = (
             NavItem(_("Roles"), Module.USERS, "users:roles"),
             NavItem(_("Audit log"), Module.USERS, "users:audit_log"),
             NavItem(_("System status"), Module.SETTINGS, "system_status"),
+            NavItem(_("API tokens"), Module.PROSPECTS, "api_tokens"),
             NavItem(_("Django admin"), Module.ADMIN_SITE, "admin:index"),
         ),
     ),

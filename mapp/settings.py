@@ -92,6 +92,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "knox",
     "django_celery_beat",
     "django_htmx",
     "axes",
@@ -282,6 +284,9 @@ MAPP_PERIODIC_TASKS = [
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Machine clients: "Authorization: Token <token>" (django-rest-knox stores only a hash;
+        # tokens are made on the API tokens page). First, so anonymous calls get 401.
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["mapp.access.ModulePermission"],
@@ -291,11 +296,20 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=get_int("API_TOKEN_DAYS", 90)),
+    "TOKEN_LIMIT_PER_USER": 10,
+    "AUTO_REFRESH": False,
+}
 SPECTACULAR_SETTINGS = {
     "TITLE": "mapp API",
     "DESCRIPTION": "Prospects, lists and tasks. Sales users see only their assigned prospects.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from drf-spectacular-sidecar: served by mapp, no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Security -------------------------------------------------------------------------------

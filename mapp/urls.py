@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, reverse_lazy
 
-from mapp import views, views_users
+from mapp import views, views_tokens, views_users
 from mapp.access import public
 
 users_patterns = (
@@ -55,8 +55,15 @@ urlpatterns = [
     path("accounts/", include(account_patterns)),
     path("settings/users/", include(users_patterns)),
     path("settings/status/", views.system_status, name="system_status"),
+    path("settings/api-tokens/", views_tokens.api_tokens, name="api_tokens"),
+    path(
+        "settings/api-tokens/<str:token_key>/revoke/",
+        views_tokens.api_token_revoke,
+        name="api_token_revoke",
+    ),
     path("prospects/import/", include("prospects.urls_import")),
     path("prospects/", include("prospects.urls")),
+    path("lists/", include("prospects.urls_lists")),
     path("tasks/", include("prospects.urls_tasks")),
     path("notifications/", include("mapp.urls_notifications")),
     path("api/v1/", include("prospects.urls_api")),

@@ -18,6 +18,8 @@ class ProspectsConfig(AppConfig):
         from mapp.models import Module
         from prospects.selectors import prospect_count_assigned, prospects_visible_to
         from prospects.services import prospects_reassign
+        from prospects.task_selectors import register_task_dashboard_cards, task_count_assigned
+        from prospects.task_services import tasks_reassign
 
         register_assigned_object_kind(
             AssignedObjectKind(
@@ -44,5 +46,14 @@ class ProspectsConfig(AppConfig):
                 module=Module.PROSPECTS,
                 value=prospect_count_assigned,
                 order=20,
+            )
+        )
+        register_task_dashboard_cards()
+        register_assigned_object_kind(
+            AssignedObjectKind(
+                key="tasks",
+                label=_("Open tasks"),
+                count_assigned=task_count_assigned,
+                reassign=tasks_reassign,
             )
         )

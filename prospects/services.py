@@ -127,6 +127,10 @@ class CompanyCache:
         return self.by_key[key]
 
 
+# The column is a PostgreSQL integer; larger numbers are typing mistakes, not companies.
+MAX_EMPLOYEE_COUNT = 2_147_483_647
+
+
 def _clean_integer(value: Any) -> int | None:
     if value in (None, ""):
         return None
@@ -135,7 +139,7 @@ def _clean_integer(value: Any) -> int | None:
         number = int(Decimal(text))
     except (InvalidOperation, ValueError) as error:
         raise ValidationError({"employee_count": _("Enter a whole number.")}) from error
-    if number < 0:
+    if not 0 <= number <= MAX_EMPLOYEE_COUNT:
         raise ValidationError({"employee_count": _("Enter a whole number.")})
     return number
 
@@ -396,17 +400,31 @@ def prospect_tags_add(*, prospect_ids: Sequence[int], names: Iterable[str]) -> i
         for tag in tags_for_names(names)
         for prospect_id in prospect_ids
     ]
-    created = through.objects.bulk_create(rows, ignore_conflicts=True)
-    return len(created)
+    before = through.objects.filter(prospect_id__in=prospect_ids).count()
+    through.objects.bulk_create(rows, ignore_conflicts=True)
+    added = through.objects.filter(prospect_id__in=prospect_ids).count() - before
+    if added:
+        _touch(prospect_ids)
+    return added
+
+
+def _touch(prospect_ids: Sequence[int]) -> None:
+    """Mark prospects changed (updated_at drives `updated_since` syncs) for changes that are not
+    columns of the prospect row itself: tags, custom values."""
+    Prospect.objects.filter(pk__in=prospect_ids).update(updated_at=timezone.now())
 
 
 def prospect_tags_remove(*, prospect_ids: Sequence[int], names: Iterable[str]) -> int:
     name_q = Q()
     for name in names:
         name_q |= Q(tag__name__iexact=nfkc(name))
+    if not name_q:
+        return 0
     deleted, _rows = Prospect.tags.through.objects.filter(
         Q(prospect_id__in=prospect_ids) & name_q
     ).delete()
+    if deleted:
+        _touch(prospect_ids)
     return deleted
 
 
@@ -455,7 +473,7 @@ def _custom_rows(custom_field: CustomField, raw: Any) -> list[CustomFieldValue]:
 
 
 def prospect_set_custom_values(*, prospect: Prospect, values: dict[str, Any]) -> bool:
-    """Replace the given custom fields' values (by key). Returns whether anything was given."""
+    """Replace the given custom fields' values (by key). Returns whether anything changed."""
     if not values:
         return False
     fields = {
@@ -472,9 +490,20 @@ def prospect_set_custom_values(*, prospect: Prospect, values: dict[str, Any]) ->
         for row in _custom_rows(fields[key], raw):
             row.prospect = prospect
             rows.append(row)
+
+    def signature(items: Iterable[CustomFieldValue]) -> set[tuple[Any, ...]]:
+        return {
+            (row.field_id, row.value_text, row.value_number, row.value_date, row.value_bool)
+            for row in items
+        }
+
+    current = CustomFieldValue.objects.filter(prospect=prospect, field__in=fields.values())
+    if signature(current) == signature(rows):
+        return False
     with transaction.atomic():
-        CustomFieldValue.objects.filter(prospect=prospect, field__in=fields.values()).delete()
+        current.delete()
         CustomFieldValue.objects.bulk_create(rows)
+        _touch([prospect.pk])
     return True
 
 
@@ -585,6 +614,41 @@ def list_create(
     if is_dynamic:
         schedule_full_list_refresh(prospect_list.pk)
     return prospect_list
+
+
+def list_update(
+    *,
+    actor: User | None,
+    prospect_list: ProspectList,
+    name: str | None = None,
+    description: str | None = None,
+) -> list[str]:
+    changed = []
+    if name is not None:
+        name = nfkc(name)
+        if not name:
+            raise ValidationError({"name": _("A list needs a name.")})
+        if name != prospect_list.name:
+            prospect_list.name = name
+            changed.append("name")
+    if description is not None and description != prospect_list.description:
+        prospect_list.description = description
+        changed.append("description")
+    if changed:
+        prospect_list.save(update_fields=[*changed, "updated_at"])
+    return changed
+
+
+def list_delete(*, actor: User | None, prospect_list: ProspectList) -> None:
+    audit_log_record(
+        actor=actor,
+        action="list.delete",
+        target=prospect_list,
+        changes={"name": prospect_list.name},
+    )
+    member_ids = list(prospect_list.memberships.values_list("prospect_id", flat=True))
+    prospect_list.delete()
+    schedule_dynamic_list_refresh(member_ids)  # lists whose criteria named this one
 
 
 def list_update_criteria(

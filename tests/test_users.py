@@ -93,7 +93,7 @@ def test_deactivation_asks_whom_to_reassign_prospects_to(administrator: User) ->
     assert Prospect.objects.filter(assigned_user=successor).count() == 3
     assert Prospect.objects.filter(assigned_user=leaving).count() == 0
     entry = AuditLogEntry.objects.get(action="user.deactivate")
-    assert entry.changes["moved"] == {"prospects": 3}
+    assert entry.changes["moved"] == {"prospects": 3, "tasks": 0}
     assert entry.actor == administrator
 
 

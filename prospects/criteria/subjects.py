@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, Value
+from django.db.models.functions import Lower
+from django.db.models.lookups import Exact
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -130,7 +132,9 @@ def _days(raw: Any, path: str) -> int:
 
 def _clean_single(value_type: str, raw: Any, path: str, choices: list[str] | None) -> Any:
     if value_type == NUMBER:
-        return str(_number(raw, path))
+        number = _number(raw, path)
+        # Stored as a JSON number, as the builder and API clients wrote it.
+        return int(number) if number == number.to_integral_value() else float(number)
     if value_type == DATE:
         return _date(raw, path).isoformat()
     if value_type == ORDINAL:
@@ -217,23 +221,25 @@ def lookup_q(column: str, value_type: str, operator: str, value: Any, *, nullabl
             return Q(**{f"{column}__lt": start})
         return Q(**{f"{column}__gte": end})
     if value_type in (TEXT, CHOICE):
+        if operator in ("equals", "not_equals", "in", "not_in"):
+            # LOWER(column) = LOWER(value) rather than Django's UPPER(…) iexact: the
+            # case-insensitive indexes (the unique email index) are on LOWER(…).
+            values = value if isinstance(value, list) else [value]
+            matched = Q()
+            for item in values:
+                matched |= Q(Exact(Lower(column), Lower(Value(item))))
+            if operator in ("equals", "in"):
+                return matched
+            return ~matched | empty
         text_lookups = {
-            "equals": "iexact",
             "contains": "icontains",
             "starts_with": "istartswith",
             "ends_with": "iendswith",
         }
         if operator in text_lookups:
             return Q(**{f"{column}__{text_lookups[operator]}": value})
-        if operator == "not_equals":
-            return ~Q(**{f"{column}__iexact": value}) | empty
         if operator == "not_contains":
             return ~Q(**{f"{column}__icontains": value}) | empty
-        if operator in ("in", "not_in"):
-            matched = Q()
-            for item in value:
-                matched |= Q(**{f"{column}__iexact": item})
-            return matched if operator == "in" else (~matched | empty)
     # numbers and ordinals
     if operator == "between":
         low, high = sorted([Decimal(str(value[0])), Decimal(str(value[1]))])
