@@ -3,8 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from mapp.access import sees_all_prospects
 from mapp.admin_site import GuardedModelAdmin, ReadOnlyGuardedModelAdmin
@@ -119,7 +121,18 @@ class CustomFieldValueAdmin(GuardedModelAdmin):
 
 @admin.register(ClassificationRule)
 class ClassificationRuleAdmin(GuardedModelAdmin):
+    """The 名寄せ dictionary. After editing it, re-classify so existing prospects follow."""
+
     access_module = Module.SETTINGS
+    actions = ("reclassify_all_prospects",)
+
+    @admin.action(description=_("Re-classify every prospect with the current dictionary"))
+    def reclassify_all_prospects(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        from prospects.tasks import reclassify
+
+        transaction.on_commit(lambda: reclassify.delay(0))
+        self.message_user(request, _("Re-classification started; it runs in the background."))
+
     list_display = ("pattern", "kind", "value", "priority", "is_active")
     list_filter = ("kind", "value", "is_active")
     search_fields = ("pattern", "value")

@@ -833,3 +833,34 @@ def mailable_limit_check() -> int | None:
     )
     AccountSettings.objects.filter(pk=account.pk).update(mailable_limit_warned_at=timezone.now())
     return mailable
+
+
+# Re-classifying reads and writes this many prospects per transaction (≈ 5,000 rows ≈ 0.3 s).
+RECLASSIFY_BATCH = 5000
+
+
+def prospects_reclassify(
+    *, after_id: int = 0, batch_size: int = RECLASSIFY_BATCH
+) -> tuple[int, int]:
+    """Re-derive department category and job level for one batch of prospects after ``after_id``
+    (the dictionary changed). Returns (last id handled, rows changed); last id 0 means done."""
+    classifier = Classifier.load()
+    batch = list(
+        Prospect.objects.filter(pk__gt=after_id)
+        .order_by("pk")
+        .only("pk", "department", "job_title", "department_category", "job_level")[:batch_size]
+    )
+    if not batch:
+        return 0, 0
+    changed = []
+    for prospect in batch:
+        category = classifier.department_category(prospect.department)
+        level = classifier.job_level_of(prospect.job_title)
+        if (category, level) != (prospect.department_category, prospect.job_level):
+            prospect.department_category, prospect.job_level = category, level
+            changed.append(prospect)
+    with transaction.atomic():
+        Prospect.objects.bulk_update(changed, ["department_category", "job_level"], batch_size=1000)
+    if changed:
+        schedule_dynamic_list_refresh([prospect.pk for prospect in changed])
+    return batch[-1].pk, len(changed)

@@ -44,3 +44,14 @@ def check_mailable_limit() -> int | None:
     from prospects.services import mailable_limit_check
 
     return mailable_limit_check()
+
+
+@shared_task(name="prospects.reclassify", acks_late=True)
+def reclassify(after_id: int = 0) -> int:
+    """Re-classify every prospect, one batch per task run, each batch committed as it goes."""
+    from prospects.services import prospects_reclassify
+
+    last_id, changed = prospects_reclassify(after_id=after_id)
+    if last_id:
+        reclassify.delay(last_id)
+    return changed

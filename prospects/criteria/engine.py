@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Q
+from django.utils.translation import gettext as _
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -101,21 +102,23 @@ def validate_criteria(document: Any) -> dict[str, Any]:
 
 def _validate_group(group: Any, *, path: str, depth: int, counter: list[int]) -> dict[str, Any]:
     if not isinstance(group, dict):
-        raise CriteriaError("a group must be an object", path)
+        raise CriteriaError(_("A group must be an object."), path)
     if depth > MAX_DEPTH:
-        raise CriteriaError(f"groups nest at most {MAX_DEPTH} deep", path)
+        raise CriteriaError(_("Groups nest at most %(depth)d deep.") % {"depth": MAX_DEPTH}, path)
     match = group.get("match", MATCH_ALL)
     if match not in (MATCH_ALL, MATCH_ANY):
-        raise CriteriaError('match must be "all" or "any"', _join(path, "match"))
+        raise CriteriaError(_('Match must be "all" or "any".'), _join(path, "match"))
     conditions = group.get("conditions", [])
     if not isinstance(conditions, list):
-        raise CriteriaError("conditions must be a list", _join(path, "conditions"))
+        raise CriteriaError(_("Conditions must be a list."), _join(path, "conditions"))
     cleaned = []
     for index, item in enumerate(conditions):
         item_path = _join(path, f"conditions.{index}")
         counter[0] += 1
         if counter[0] > MAX_CONDITIONS:
-            raise CriteriaError(f"at most {MAX_CONDITIONS} conditions", item_path)
+            raise CriteriaError(
+                _("At most %(count)d conditions.") % {"count": MAX_CONDITIONS}, item_path
+            )
         if isinstance(item, dict) and "conditions" in item and "subject" not in item:
             cleaned.append(_validate_group(item, path=item_path, depth=depth + 1, counter=counter))
         else:
@@ -125,10 +128,13 @@ def _validate_group(group: Any, *, path: str, depth: int, counter: list[int]) ->
 
 def _validate_condition(condition: Any, path: str) -> dict[str, Any]:
     if not isinstance(condition, dict):
-        raise CriteriaError("a condition must be an object", path)
+        raise CriteriaError(_("A condition must be an object."), path)
     subject = _subjects.get(str(condition.get("subject", "")))
     if subject is None:
-        raise CriteriaError(f"unknown subject {condition.get('subject')!r}", _join(path, "subject"))
+        raise CriteriaError(
+            _("Unknown subject %(name)r.") % {"name": condition.get("subject")},
+            _join(path, "subject"),
+        )
     cleaned = subject.validate(condition, path)
     cleaned["subject"] = subject.key
     return cleaned

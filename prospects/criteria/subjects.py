@@ -14,6 +14,7 @@ from django.db.models import Exists, OuterRef, Q, Value
 from django.db.models.functions import Lower
 from django.db.models.lookups import Exact
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from prospects.criteria.engine import (
@@ -91,28 +92,32 @@ def _operator(value_type: str, key: Any, path: str) -> OperatorSpec:
     for spec in OPERATORS[value_type]:
         if spec.key == key:
             return spec
-    raise CriteriaError(f"operator {key!r} does not apply here", f"{path}.operator")
+    raise CriteriaError(
+        gettext("The operator %(name)r does not apply here.") % {"name": key}, f"{path}.operator"
+    )
 
 
 def _text(raw: Any, path: str) -> str:
     if not isinstance(raw, str | int | float) or isinstance(raw, bool):
-        raise CriteriaError("expected text", path)
+        raise CriteriaError(gettext("Expected text."), path)
     text = unicodedata.normalize("NFKC", str(raw)).strip()
     if len(text) > MAX_TEXT_VALUE_LENGTH:
-        raise CriteriaError(f"at most {MAX_TEXT_VALUE_LENGTH} characters", path)
+        raise CriteriaError(
+            gettext("At most %(count)d characters.") % {"count": MAX_TEXT_VALUE_LENGTH}, path
+        )
     return text
 
 
 def _number(raw: Any, path: str) -> Decimal:
     if isinstance(raw, bool):
-        raise CriteriaError("expected a number", path)
+        raise CriteriaError(gettext("Expected a number."), path)
     try:
         # NFKC: a number typed with full-width digits (１００) is still a number.
         value = Decimal(unicodedata.normalize("NFKC", str(raw)).replace(",", "").strip())
     except (InvalidOperation, ValueError) as error:
-        raise CriteriaError("expected a number", path) from error
+        raise CriteriaError(gettext("Expected a number."), path) from error
     if not value.is_finite():
-        raise CriteriaError("expected a finite number", path)
+        raise CriteriaError(gettext("Expected a finite number."), path)
     return value
 
 
@@ -120,13 +125,13 @@ def _date(raw: Any, path: str) -> datetime.date:
     try:
         return datetime.date.fromisoformat(unicodedata.normalize("NFKC", str(raw)).strip())
     except ValueError as error:
-        raise CriteriaError("expected a date (YYYY-MM-DD)", path) from error
+        raise CriteriaError(gettext("Expected a date (YYYY-MM-DD)."), path) from error
 
 
 def _days(raw: Any, path: str) -> int:
     value = _number(raw, path)
     if value != value.to_integral_value() or not 0 <= value <= 36500:
-        raise CriteriaError("expected a whole number of days (0–36500)", path)
+        raise CriteriaError(gettext("Expected a whole number of days (0–36500)."), path)
     return int(value)
 
 
@@ -140,11 +145,15 @@ def _clean_single(value_type: str, raw: Any, path: str, choices: list[str] | Non
     if value_type == ORDINAL:
         number = _number(raw, path)
         if choices is not None and str(int(number)) not in choices:
-            raise CriteriaError(f"expected one of {', '.join(choices)}", path)
+            raise CriteriaError(
+                gettext("Expected one of %(choices)s.") % {"choices": ", ".join(choices)}, path
+            )
         return int(number)
     text = _text(raw, path)
     if value_type == CHOICE and choices is not None and text not in choices:
-        raise CriteriaError(f"expected one of {', '.join(choices)}", path)
+        raise CriteriaError(
+            gettext("Expected one of %(choices)s.") % {"choices": ", ".join(choices)}, path
+        )
     return text
 
 
@@ -164,13 +173,15 @@ def _clean_value(
         return _days(raw, path)
     if spec.arity == "two":
         if not isinstance(raw, list | tuple) or len(raw) != 2:
-            raise CriteriaError("expected two values [from, to]", path)
+            raise CriteriaError(gettext("Expected two values [from, to]."), path)
         return [_clean_single(value_type, item, path, choices) for item in raw]
     if spec.arity == "many":
         if not isinstance(raw, list | tuple) or not raw:
-            raise CriteriaError("expected a non-empty list of values", path)
+            raise CriteriaError(gettext("Expected a non-empty list of values."), path)
         if len(raw) > MAX_IN_VALUES:
-            raise CriteriaError(f"at most {MAX_IN_VALUES} values", path)
+            raise CriteriaError(
+                gettext("At most %(count)d values.") % {"count": MAX_IN_VALUES}, path
+            )
         return [_clean_single(value_type, item, path, choices) for item in raw]
     return _clean_single(value_type, raw, path, choices)
 
@@ -319,7 +330,10 @@ def _field_subject(key: str, label: Any, fields: dict[str, FieldSpec]) -> Subjec
     def validate(condition: dict[str, Any], path: str) -> dict[str, Any]:
         spec = fields.get(str(condition.get("field", "")))
         if spec is None:
-            raise CriteriaError(f"unknown field {condition.get('field')!r}", f"{path}.field")
+            raise CriteriaError(
+                gettext("Unknown field %(name)r.") % {"name": condition.get("field")},
+                f"{path}.field",
+            )
         operator = _operator(spec.value_type, condition.get("operator"), path)
         choices = [value for value, _label in spec.choices()] if spec.choices else None
         value = _clean_value(
@@ -374,7 +388,10 @@ def _custom_validate(condition: dict[str, Any], path: str) -> dict[str, Any]:
 
     custom_field = CustomField.objects.filter(key=str(condition.get("field", ""))).first()
     if custom_field is None:
-        raise CriteriaError(f"unknown custom field {condition.get('field')!r}", f"{path}.field")
+        raise CriteriaError(
+            gettext("Unknown custom field %(name)r.") % {"name": condition.get("field")},
+            f"{path}.field",
+        )
     value_type, _column = _CUSTOM_TYPES[custom_field.field_type]
     operator = _operator(value_type, condition.get("operator"), path)
     choices = [str(choice) for choice in custom_field.choices] if value_type == CHOICE else None
@@ -438,7 +455,9 @@ def _simple_subject(
         spec = by_key.get(condition.get("operator"))  # type: ignore[arg-type]
         if spec is None:
             raise CriteriaError(
-                f"operator {condition.get('operator')!r} does not apply here", f"{path}.operator"
+                gettext("The operator %(name)r does not apply here.")
+                % {"name": condition.get("operator")},
+                f"{path}.operator",
             )
         value = (
             None
@@ -469,7 +488,7 @@ def _simple_subject(
 def _tag_clean(operator: str, raw: Any, path: str) -> Any:
     if operator in ("has_any", "has_none"):
         if not isinstance(raw, list) or not raw or len(raw) > MAX_IN_VALUES:
-            raise CriteriaError("expected a non-empty list of tags", path)
+            raise CriteriaError(gettext("Expected a non-empty list of tags."), path)
         return [_text(item, path) for item in raw]
     return _text(raw, path)
 
@@ -490,9 +509,9 @@ def _id(raw: Any, path: str) -> int:
     try:
         value = int(str(raw))
     except ValueError as error:
-        raise CriteriaError("expected an id", path) from error
+        raise CriteriaError(gettext("Expected an id."), path) from error
     if value <= 0:
-        raise CriteriaError("expected an id", path)
+        raise CriteriaError(gettext("Expected an id."), path)
     return value
 
 
@@ -501,7 +520,7 @@ def _list_clean(operator: str, raw: Any, path: str) -> int:
 
     list_id = _id(raw, path)
     if not ProspectList.objects.filter(pk=list_id).exists():
-        raise CriteriaError("no such list", path)
+        raise CriteriaError(gettext("No such list."), path)
     return list_id
 
 
@@ -527,12 +546,12 @@ def _user_clean(operator: str, raw: Any, path: str) -> Any:
 
     if operator == "in":
         if not isinstance(raw, list) or not raw or len(raw) > MAX_IN_VALUES:
-            raise CriteriaError("expected a non-empty list of users", path)
+            raise CriteriaError(gettext("Expected a non-empty list of users."), path)
         ids = [_id(item, path) for item in raw]
     else:
         ids = [_id(raw, path)]
     if User.objects.filter(pk__in=ids).count() != len(set(ids)):
-        raise CriteriaError("no such user", path)
+        raise CriteriaError(gettext("No such user."), path)
     return ids if operator == "in" else ids[0]
 
 

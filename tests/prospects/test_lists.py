@@ -223,3 +223,16 @@ def test_administrators_are_warned_once_a_day_over_the_mailable_limit(administra
     assert mailable_limit_check() == 2
     assert mailable_limit_check() == 2
     assert Notification.objects.filter(user=administrator).count() == 1
+
+
+def test_reclassifying_follows_a_changed_dictionary() -> None:
+    from prospects.models import ClassificationRule
+    from prospects.services import prospects_reclassify
+
+    prospect = _prospect("p@a.jp", job_title="エバンジェリスト")
+    assert prospect.job_level == 0
+    ClassificationRule.objects.create(kind="job_level", pattern="エバンジェリスト", value="3")
+    last_id, changed = prospects_reclassify(after_id=0, batch_size=10)
+    assert (last_id, changed) == (prospect.pk, 1)
+    assert Prospect.objects.get(pk=prospect.pk).job_level == 3
+    assert prospects_reclassify(after_id=last_id) == (0, 0)
