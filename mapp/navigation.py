@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,7 +10,7 @@ from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from mapp.access import has_access
+from mapp.access import has_access, sees_all_prospects
 from mapp.models import Level, Module
 
 
@@ -19,6 +20,7 @@ class NavItem:
     module: Module
     url_name: str | None = None  # None: the area is not built yet
     level: Level = Level.VIEW
+    visible: Callable[[Any], bool] | None = None  # a further condition after the module
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,14 @@ NAVIGATION: tuple[NavSection, ...] = (
             NavItem(_("Prospects"), Module.PROSPECTS, "prospects:list"),
             NavItem(_("Lists"), Module.PROSPECTS, "lists:index"),
             NavItem(_("Tasks"), Module.PROSPECTS, "tasks:mine"),
+            NavItem(
+                _("Import"),
+                Module.PROSPECTS,
+                "prospects_import:list",
+                Level.EDIT,
+                visible=sees_all_prospects,
+            ),
+            NavItem(_("Export"), Module.PROSPECTS, "prospects_import:export"),
             NavItem(_("Visitors"), Module.VISITORS),
         ),
     ),
@@ -81,6 +91,8 @@ def navigation_for(user: Any, current_path: str = "") -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         for item in section.items:
             if not has_access(user, item.module, item.level):
+                continue
+            if item.visible is not None and not item.visible(user):
                 continue
             url = reverse(item.url_name) if item.url_name else None
             items.append({"label": item.label, "url": url, "is_active": False})

@@ -301,11 +301,10 @@ def export_job_run(*, job_id: int) -> ExportJob | None:
                 "%(count)d characters that Shift_JIS (CP932) cannot represent (such as emoji "
                 "or 𠮷) were written as “?”. Export as UTF-8 to keep them."
             ) % {"count": replaced}
-    # failure_reason doubles as the notice of a finished job until ExportJob has its own field.
     ExportJob.objects.filter(pk=job.pk).update(
         status=JobStatus.DONE,
         file=job.file.name,
-        failure_reason=notice,
+        notice=notice,
         finished_at=timezone.now(),
     )
     job.refresh_from_db()
@@ -351,7 +350,7 @@ def _notify(job: ExportJob) -> None:
         notify_user(
             user=job.created_by,
             title=title,
-            body=job.failure_reason,
+            body=job.failure_reason or job.notice,
             url=reverse("prospects_import:export_detail", args=[job.pk]),
             dedup_key=f"export-{job.pk}-{job.status}",
             send_email=False,

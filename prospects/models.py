@@ -599,6 +599,7 @@ class ExportJob(models.Model):
     processed_rows = models.PositiveIntegerField(_("processed"), default=0)
     file = models.FileField(_("file"), upload_to="exports/%Y/%m/", blank=True)
     failure_reason = models.TextField(_("failure"), blank=True)
+    notice = models.TextField(_("notice"), blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 

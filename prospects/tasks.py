@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from prospects.exporting import export_run  # noqa: F401 - registers the export task
+from prospects.importing import import_run  # noqa: F401 - registers the import task
 from prospects.models import ProspectList
 
 

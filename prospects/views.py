@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy
 from mapp.access import access_required, request_user, sees_all_prospects
 from mapp.models import Level, Module
 from prospects import services
-from prospects.criteria import CriteriaError, criteria_catalogue
+from prospects.criteria import CriteriaError, criteria_catalogue, validate_criteria
 from prospects.forms import BulkActionForm, ProspectForm, parse_criteria
 from prospects.models import CustomFieldValue, Prospect, ProspectList
 from prospects.selectors import prospect_get_for_user, prospects_visible_to
@@ -53,35 +53,55 @@ def _decode_cursor(cursor: str) -> tuple[Any, int] | None:
 
 
 def _filtered(request: HttpRequest) -> tuple[QuerySet[Prospect], dict[str, Any]]:
-    """The user's visible prospects narrowed by search, list and criteria from the query string."""
+    """The user's visible prospects narrowed by search, list and criteria from the query string.
+
+    All three become one criteria document (``state["effective_criteria"]``), so an export or a
+    bulk action on "all matching" selects exactly what the page showed.
+    """
     user = request_user(request)
-    queryset = prospects_visible_to(user)
     state: dict[str, Any] = {
         "query": request.GET.get("q", "").strip()[:200],
         "criteria_error": None,
     }
+    parts: list[dict[str, Any]] = []
     if state["query"]:
-        query = state["query"]
-        queryset = queryset.filter(
-            Q(email__icontains=query)
-            | Q(last_name__icontains=query)
-            | Q(first_name__icontains=query)
-            | Q(company_name__icontains=query)
+        parts.append(
+            {
+                "match": "any",
+                "conditions": [
+                    {
+                        "subject": "field",
+                        "field": name,
+                        "operator": "contains",
+                        "value": state["query"],
+                    }
+                    for name in ("email", "last_name", "first_name", "company_name")
+                ],
+            }
         )
     list_id = request.GET.get("list", "")
-    state["list"] = None
-    if list_id.isdigit():
-        state["list"] = ProspectList.objects.filter(pk=int(list_id)).first()
-        if state["list"] is not None:
-            queryset = queryset.filter(memberships__prospect_list=state["list"])
-    raw_criteria = request.GET.get("criteria", "")
+    state["list"] = (
+        ProspectList.objects.filter(pk=int(list_id)).first() if list_id.isdigit() else None
+    )
+    if state["list"] is not None:
+        parts.append({"subject": "list", "operator": "member_of", "value": state["list"].pk})
     state["criteria"] = {"match": "all", "conditions": []}
+    raw_criteria = request.GET.get("criteria", "")
     if raw_criteria:
         try:
             state["criteria"] = parse_criteria(raw_criteria)
-            queryset = queryset.filter(services.compile_criteria(state["criteria"], validated=True))
         except CriteriaError as error:
             state["criteria_error"] = str(error)
+    if state["criteria"]["conditions"]:
+        parts.append(state["criteria"])
+    try:
+        state["effective_criteria"] = validate_criteria({"match": "all", "conditions": parts})
+    except CriteriaError as error:  # e.g. a search text longer than criteria allow
+        state["criteria_error"] = str(error)
+        state["effective_criteria"] = {"match": "all", "conditions": []}
+    queryset = prospects_visible_to(user).filter(
+        services.compile_criteria(state["effective_criteria"], validated=True)
+    )
     return queryset, state
 
 
@@ -131,6 +151,7 @@ def prospect_list(request: HttpRequest) -> HttpResponse:
             "criteria_catalogue": criteria_catalogue(),
             "preview_url": reverse("lists:criteria_preview"),
             "query_string": request.GET.urlencode(),
+            "export_criteria_json": json.dumps(state["effective_criteria"], ensure_ascii=False),
             **state,
         },
     )

@@ -159,6 +159,7 @@ class ExportForm(forms.Form):
         label=gettext_lazy("Encoding"),
         choices=ExportJob.Encoding.choices,
         initial=ExportJob.Encoding.UTF8_BOM,
+        required=False,  # a button elsewhere may post only list_id or criteria
     )
 
     def clean_criteria(self) -> dict[str, Any] | None:
@@ -175,6 +176,7 @@ class ExportForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        cleaned["encoding"] = cleaned.get("encoding") or ExportJob.Encoding.UTF8_BOM
         list_id = cleaned.get("list_id")
         if list_id and not cleaned.get("prospect_list"):
             prospect_list = ProspectList.objects.filter(pk=list_id).first()
@@ -198,7 +200,8 @@ def import_list(request: HttpRequest) -> HttpResponse:
 @import_access
 def import_upload(request: HttpRequest) -> HttpResponse:
     user = _importer(request)
-    form = ImportUploadForm(request.POST or None, request.FILES or None)
+    is_post = request.method == "POST"
+    form = ImportUploadForm(request.POST if is_post else None, request.FILES if is_post else None)
     if request.method == "POST" and form.is_valid():
         try:
             job = importing.import_job_create(
@@ -309,7 +312,10 @@ def import_rejected_download(request: HttpRequest, job_id: int) -> FileResponse:
 def export_create(request: HttpRequest) -> HttpResponse:
     """GET: the export form; POST (from it, or from a list or filter page): start an export."""
     user = request_user(request)
-    form = ExportForm(request.POST or None, initial={"list_id": request.GET.get("list", "")})
+    form = ExportForm(
+        request.POST if request.method == "POST" else None,
+        initial={"list_id": request.GET.get("list", "")},
+    )
     if request.method == "POST" and form.is_valid():
         try:
             job = exporting.export_job_create(

@@ -228,9 +228,9 @@ def test_hostile_documents_are_bounded() -> None:
         inner: dict[str, Any] = {"match": "all", "conditions": []}
         cursor["conditions"].append(inner)
         cursor = inner
-    with pytest.raises(CriteriaError, match="(?i)nest"):
+    with pytest.raises(CriteriaError, match=r"(?i)nest"):
         validate_criteria(deep)
-    with pytest.raises(CriteriaError, match="(?i)at most"):
+    with pytest.raises(CriteriaError, match=r"(?i)at most"):
         validate_criteria({"conditions": [field("city", "equals", "x")] * 500})
 
 

@@ -97,7 +97,13 @@ def test_shift_jis_excel_file_merges_the_same_person_and_links_one_company(
             ["(株)サンプル商事", "山田 太郎", "taro@sample-shoji.co.jp", "営業部", "部長"],
             ["株式会社サンプル商事", "山田　太郎", "TARO@sample-shoji.co.jp", "営業部", "部長"],
             ["㈱サンプル商事", "山田太郎", "yamada@sample-shoji.co.jp", "営業部", "部長"],
-            ["ｻﾝﾌﾟﾙ商事株式会社", "鈴木　花子", "hanako@sample-shoji.co.jp", "マーケティング部", "課長"],
+            [
+                "ｻﾝﾌﾟﾙ商事株式会社",
+                "鈴木　花子",
+                "hanako@sample-shoji.co.jp",
+                "マーケティング部",
+                "課長",
+            ],
             ["ＡＢＣ株式会社", "佐藤 一郎", "ｉｃｈｉｒｏ@abc.co.jp", "情報システム部", "主任"],
         ],
         encoding="cp932",
@@ -269,14 +275,24 @@ def test_create_only_skips_existing_prospects_and_duplicates(marketer: User) -> 
 
 def test_update_only_updates_existing_prospects_and_creates_none(marketer: User) -> None:
     ProspectFactory.create(email="old@example.jp", last_name="旧", job_title="")
+    ProspectFactory.create(email="solo@example.jp", company_name="", employee_count=None)
     content = _csv_bytes(
-        [["email", "job_title"], ["old@example.jp", "部長"], ["new@example.jp", "課長"]]
+        [
+            ["email", "job_title"],
+            ["old@example.jp", "部長"],
+            ["new@example.jp", "課長"],
+            ["solo@example.jp", "主任"],
+        ]
     )
     job = _import(marketer, content, policy=ImportPolicy.UPDATE_ONLY)
 
-    assert (job.created_count, job.updated_count, job.skipped_count) == (0, 1, 1)
+    assert (job.created_count, job.updated_count, job.skipped_count) == (0, 2, 1)
     old = Prospect.objects.get(email="old@example.jp")
     assert (old.job_title, old.job_level) == ("部長", JobLevel.DIRECTOR)  # normalised on update
+    assert old.company is not None and old.company.name_normalized == "サンプル商事"
+    assert old.last_name == "旧"  # columns the file does not have are left alone
+    solo = Prospect.objects.get(email="solo@example.jp")
+    assert (solo.job_level, solo.company, solo.employee_count) == (JobLevel.SUPERVISOR, None, None)
     assert not Prospect.objects.filter(email="new@example.jp").exists()
 
 
@@ -383,6 +399,37 @@ def test_dynamic_lists_are_refreshed_once_at_the_end(
     assert len(callbacks) == 1
 
 
+def test_import_queries_do_not_grow_with_rows(
+    marketer: User, django_assert_max_num_queries: Any
+) -> None:
+    # given existing prospects, a custom field, tags, a list and a group to assign in turn
+    CustomField.objects.create(key="budget", label="予算", field_type=CustomFieldType.NUMBER)
+    for number in range(0, 300, 3):
+        ProspectFactory.create(email=f"q{number}@example.jp")
+    group = AssignmentGroup.objects.create(name="全国")
+    group.members.set([make_user(Role.SALES, email="q-sales@example.jp")])
+    static = list_create(actor=marketer, name="大量")
+    rows = [["email", "会社名", "氏名", "役職", "タグ", "予算"]]
+    rows += [
+        [f"q{number}@example.jp", f"株式会社Q{number % 7}", f"山田 {number}", "課長", "VIP", "10"]
+        for number in range(300)
+    ]
+    job = import_job_create(
+        actor=marketer,
+        uploaded_file=_upload(_csv_bytes(rows)),
+        add_to_list=static,
+        assign_to_group=group,
+    )
+    import_job_start(actor=marketer, job=job, columns=importing.import_preview(job=job).guesses)
+
+    # when 300 rows (200 new, 100 existing) are imported in one batch: a fixed number of queries
+    with django_assert_max_num_queries(55):
+        import_job_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert (job.created_count, job.updated_count, job.error_count) == (200, 100, 0)
+
+
 # --- retries --------------------------------------------------------------------------------------
 
 
@@ -478,10 +525,12 @@ def test_sales_users_cannot_open_the_import_pages(sales_user: User, marketer: Us
         reverse("prospects_import:mapping", args=[job.pk]),
         reverse("prospects_import:detail", args=[job.pk]),
         reverse("prospects_import:progress", args=[job.pk]),
+        reverse("prospects_import:rejected", args=[job.pk]),
     ]:
         assert client.get(url).status_code == 403, url
     response = client.post(
-        reverse("prospects_import:upload"), {"file": _upload(b"email\r\n"), "policy": "create_update"}
+        reverse("prospects_import:upload"),
+        {"file": _upload(b"email\r\n"), "policy": "create_update"},
     )
     assert response.status_code == 403
     assert ImportJob.objects.count() == 1
