@@ -10,7 +10,14 @@ from django.db import transaction
 
 from mapp.models import Role, User
 from mapp.services import user_create
-from prospects.models import Prospect
+from prospects.models import AssignmentGroup, Prospect, ProspectList
+from prospects.services import (
+    Classifier,
+    CompanyCache,
+    list_create,
+    prospect_create,
+    prospects_assign,
+)
 
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - printed for the demo accounts on purpose
 
@@ -57,14 +64,24 @@ COMPANIES = [
     ("東京データシステム株式会社", "tokyo-data.co.jp"),
     ("株式会社さくらクラウド研究所", "sakura-lab.jp"),
 ]
-TITLES = [
-    "情報システム部 部長",
-    "営業企画課 課長",
-    "マーケティング部 主任",
-    "経営企画室",
-    "代表取締役",
-    "総務部",
-]
+TITLES = ["部長", "課長", "主任", "担当", "代表取締役", "取締役", "係長", "マネージャー"]
+DEPARTMENTS = ["情報システム部", "営業部", "マーケティング部", "経営企画室", "総務部", "製造部"]
+INDUSTRIES = ["IT", "製造", "金融", "小売", "建設"]
+DEMO_LIST = "IT・製造 課長以上 (従業員100名以上)"
+DEMO_CRITERIA = {
+    "match": "all",
+    "conditions": [
+        {
+            "match": "any",
+            "conditions": [
+                {"subject": "field", "field": "industry", "operator": "equals", "value": "IT"},
+                {"subject": "field", "field": "industry", "operator": "equals", "value": "製造"},
+            ],
+        },
+        {"subject": "field", "field": "job_level", "operator": "gte", "value": 3},
+        {"subject": "field", "field": "employee_count", "operator": "gte", "value": 100},
+    ],
+}
 
 
 class Command(BaseCommand):
@@ -87,21 +104,39 @@ class Command(BaseCommand):
                 send_invitation=False,
             )
         sales = [users["sales1@demo.example.jp"], users["sales2@demo.example.jp"]]
+        classifier = Classifier.load()
+        companies = CompanyCache()
         created = 0
         for index in range(60):
             company, domain = COMPANIES[index % len(COMPANIES)]
             email = f"prospect{index + 1:03d}@{domain}"
-            _, was_created = Prospect.objects.get_or_create(
-                email=email,
-                defaults={
+            if Prospect.objects.filter(email=email).exists():
+                continue
+            prospect = prospect_create(
+                actor=None,
+                data={
+                    "email": email,
                     "last_name": rng.choice(LAST_NAMES),
                     "first_name": rng.choice(FIRST_NAMES),
                     "company_name": company,
+                    "department": rng.choice(DEPARTMENTS),
                     "job_title": rng.choice(TITLES),
-                    "assigned_user": sales[index % 2] if index % 3 else None,
+                    "industry": rng.choice(INDUSTRIES),
+                    "employee_count": rng.choice([15, 80, 120, 300, 1200, 5000]),
+                    "prefecture": rng.choice(["東京都", "大阪府", "神奈川県", "愛知県", "福岡県"]),
+                    "source": rng.choice(["展示会", "Webフォーム", "セミナー", "名刺交換"]),
                 },
+                classifier=classifier,
+                companies=companies,
+                refresh_lists=False,
             )
-            created += was_created
+            if index % 3:
+                prospects_assign(actor=None, prospect_ids=[prospect.pk], user=sales[index % 2])
+            created += 1
+        group, _created = AssignmentGroup.objects.get_or_create(name="東日本営業")
+        group.members.set(sales)
+        if not ProspectList.objects.filter(name=DEMO_LIST).exists():
+            list_create(actor=None, name=DEMO_LIST, is_dynamic=True, criteria=DEMO_CRITERIA)
         self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} new prospects)."))
         self.stdout.write(
             "Demo sign-ins (password "
