@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 # Account Engagement marks a prospect undeliverable after this many soft bounces.
 SOFT_BOUNCE_LIMIT = 5
@@ -37,7 +38,7 @@ class DepartmentCategory(models.TextChoices):
     EXECUTIVE = "executive", _("Management")
     CORPORATE_PLANNING = "corporate_planning", _("Corporate planning")
     IT = "it", _("Information systems")
-    SALES = "sales", _("Sales")
+    SALES = "sales", pgettext_lazy("department", "Sales")
     MARKETING = "marketing", _("Marketing")
     ENGINEERING = "engineering", _("Engineering / R&D")
     MANUFACTURING = "manufacturing", _("Manufacturing")

@@ -15,6 +15,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from prospects.models import DepartmentCategory, JobLevel
 
@@ -108,6 +109,16 @@ def normalize_person_name(last_name: str | None, first_name: str | None) -> str:
     """山田 太郎 ≡ 山田　太郎 ≡ 山田太郎; Taro YAMADA ≡ taro yamada. Order is kept as given."""
     text = nfkc(f"{last_name or ''} {first_name or ''}")
     return _NAME_PUNCTUATION.sub("", hiragana_to_katakana(text).lower())
+
+
+def ensure_default_classification_rules(rule_model: Any = None) -> None:
+    """Seed the dictionary with DEFAULT_CLASSIFICATION_RULES; rules edited since are kept."""
+    if rule_model is None:
+        from prospects.models import ClassificationRule as rule_model
+    for kind, pattern, value, priority in DEFAULT_CLASSIFICATION_RULES:
+        rule_model.objects.get_or_create(
+            kind=kind, pattern=pattern, defaults={"value": value, "priority": priority}
+        )
 
 
 @dataclass(frozen=True)

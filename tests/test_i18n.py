@@ -26,7 +26,8 @@ SOURCE_DIRS = [
     "engagement",
     "tracking",
 ]
-GETTEXT_NAMES = {"_", "gettext", "gettext_lazy", "gettext_noop", "pgettext", "pgettext_lazy"}
+GETTEXT_NAMES = {"_", "gettext", "gettext_lazy", "gettext_noop"}
+PGETTEXT_NAMES = {"pgettext", "pgettext_lazy"}  # (context, message)
 PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
 
 
@@ -41,15 +42,14 @@ def _python_msgids() -> set[str]:
             if "migrations" in path.parts:
                 continue
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                if (
-                    isinstance(node, ast.Call)
-                    and isinstance(node.func, ast.Name)
-                    and node.func.id in GETTEXT_NAMES
-                    and node.args
-                    and isinstance(node.args[0], ast.Constant)
-                    and isinstance(node.args[0].value, str)
-                ):
-                    found.add(node.args[0].value)
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                    continue
+                position = 0 if node.func.id in GETTEXT_NAMES else 1
+                if node.func.id not in GETTEXT_NAMES | PGETTEXT_NAMES or len(node.args) <= position:
+                    continue
+                argument = node.args[position]
+                if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+                    found.add(argument.value)
     return found
 
 
@@ -60,7 +60,9 @@ def _template_msgids() -> set[str]:
             continue
         # Django's own makemessages turns templates into gettext calls the same way.
         code = template_translation.templatize(path.read_text())
-        for match in re.finditer(r" gettext\('((?:[^'\\]|\\.)*)'\)", code):
+        for match in re.finditer(
+            r" (?:p?gettext\('(?:[^'\\]|\\.)*', |gettext\()'((?:[^'\\]|\\.)*)'\)", code
+        ):
             found.add(match.group(1).encode().decode("unicode_escape").encode("latin-1").decode())
     return found
 
@@ -80,9 +82,13 @@ def test_catalogue_is_complete_and_placeholders_match(language: str) -> None:
     assert catalogue.untranslated_entries() == []
     assert catalogue.fuzzy_entries() == []
     for entry in catalogue:
-        assert sorted(PLACEHOLDER.findall(entry.msgid)) == sorted(
-            PLACEHOLDER.findall(entry.msgstr)
-        ), entry.msgid
+        translations = list(entry.msgstr_plural.values()) if entry.msgid_plural else [entry.msgstr]
+        for translation in translations:
+            # Japanese has one plural form; its placeholders must match the plural msgid's.
+            source = entry.msgid_plural or entry.msgid
+            assert sorted(set(PLACEHOLDER.findall(source))) == sorted(
+                set(PLACEHOLDER.findall(translation))
+            ), entry.msgid
 
 
 @pytest.mark.parametrize("language", ["ja", "en"])

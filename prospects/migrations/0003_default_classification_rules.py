@@ -2,13 +2,9 @@ from django.db import migrations
 
 
 def seed_rules(apps, schema_editor):
-    from prospects.normalization import DEFAULT_CLASSIFICATION_RULES
+    from prospects.normalization import ensure_default_classification_rules
 
-    ClassificationRule = apps.get_model("prospects", "ClassificationRule")
-    for kind, pattern, value, priority in DEFAULT_CLASSIFICATION_RULES:
-        ClassificationRule.objects.get_or_create(
-            kind=kind, pattern=pattern, defaults={"value": value, "priority": priority}
-        )
+    ensure_default_classification_rules(apps.get_model("prospects", "ClassificationRule"))
 
 
 class Migration(migrations.Migration):

@@ -124,6 +124,20 @@ def browser() -> Iterator[object]:
         instance.close()
 
 
+@pytest.fixture(autouse=True)
+def seed_data(request: pytest.FixtureRequest) -> None:
+    """Transactional tests truncate every table afterwards, data migrations' rows included:
+    put the shipped roles and 名寄せ dictionary back before each test that uses the database."""
+    if request.node.get_closest_marker("django_db") is None:
+        return
+    request.getfixturevalue("transactional_db")
+    from mapp.roles import ensure_default_roles
+    from prospects.normalization import ensure_default_classification_rules
+
+    ensure_default_roles()
+    ensure_default_classification_rules()
+
+
 def screenshot_path(name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS / f"{name}.png"

@@ -186,9 +186,9 @@ def test_an_invalid_value_shows_the_error_on_its_condition_without_breaking_the_
 
     # Then the server's error is shown and the faulty condition is marked, nothing else
     expect(_count(page)).to_have_attribute("data-state", "error")
-    expect(_count(page)).to_contain_text("expected a number")
+    expect(_count(page)).to_contain_text("数値を入力してください")
     expect(page.locator(employees)).to_have_class("cb-condition cb-invalid")
-    expect(page.locator(f"{employees} .cb-error")).to_have_text("expected a number")
+    expect(page.locator(f"{employees} .cb-error")).to_contain_text("数値を入力してください")
     expect(page.locator(f"{employees} [data-part=value-input]")).to_have_attribute(
         "aria-invalid", "true"
     )
