@@ -412,6 +412,7 @@ def _touch(prospect_ids: Sequence[int]) -> None:
     """Mark prospects changed (updated_at drives `updated_since` syncs) for changes that are not
     columns of the prospect row itself: tags, custom values."""
     Prospect.objects.filter(pk__in=prospect_ids).update(updated_at=timezone.now())
+    schedule_dynamic_list_refresh(list(prospect_ids))  # tag and custom-field criteria
 
 
 def prospect_tags_remove(*, prospect_ids: Sequence[int], names: Iterable[str]) -> int:

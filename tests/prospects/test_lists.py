@@ -236,3 +236,20 @@ def test_reclassifying_follows_a_changed_dictionary() -> None:
     assert (last_id, changed) == (prospect.pk, 1)
     assert Prospect.objects.get(pk=prospect.pk).job_level == 3
     assert prospects_reclassify(after_id=last_id) == (0, 0)
+
+
+def test_tagging_a_prospect_schedules_the_incremental_refresh(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from mapp.celery import app
+
+    prospect = _prospect("p@a.jp")
+    tagged = {"match": "all", "conditions": [{"subject": "tag", "operator": "has", "value": "VIP"}]}
+    dynamic = list_create(actor=None, name="VIP", is_dynamic=True, criteria=tagged)
+    app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            prospect_tags_add(prospect_ids=[prospect.pk], names=["vip"])
+    finally:
+        app.conf.task_always_eager = False
+    assert _members(dynamic) == {"p@a.jp"}
