@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 from django.test import Client
+from django.utils import translation
 
 from mapp.models import Role, User
 from tests.factories import make_user
@@ -31,3 +35,11 @@ def client_for(user: User) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def english(settings: Any) -> Iterator[None]:
+    """For tests that read English messages: the interface defaults to Japanese."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield

@@ -28,7 +28,7 @@ from prospects.services import (
 )
 from tests.factories import make_user
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 def _prospect(email: str, **data: Any) -> Prospect:

@@ -25,7 +25,7 @@ from prospects.services import (
 from tests.conftest import client_for
 from tests.factories import ProspectFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 @pytest.fixture(autouse=True)

@@ -39,7 +39,7 @@ from prospects.services import list_create
 from tests.conftest import client_for
 from tests.factories import ProspectFactory, make_user
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 @pytest.fixture(autouse=True)
