@@ -274,6 +274,24 @@ MAPP_PERIODIC_TASKS = [
         "description": "Full refresh of every dynamic list (relative dates move with time).",
     },
     {
+        "name": "deliver missed activities",
+        "task": "tracking.sweep_undelivered",
+        "every_seconds": 5 * 60,
+        "description": "Delivers recent activities that no delivery task handed to a consumer.",
+    },
+    {
+        "name": "activity partitions",
+        "task": "tracking.ensure_activity_partitions",
+        "every_seconds": 24 * 60 * 60,
+        "description": "Creates the next months' partitions of the activity table.",
+    },
+    {
+        "name": "anonymous activity retention",
+        "task": "tracking.retention",
+        "every_seconds": 24 * 60 * 60,
+        "description": "Removes anonymous visitors' activity older than 180 days.",
+    },
+    {
         "name": "mailable prospect limit check",
         "task": "prospects.check_mailable_limit",
         "every_seconds": 24 * 60 * 60,

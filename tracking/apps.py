@@ -1,5 +1,13 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from prospects.models import Prospect
 
 
 class TrackingConfig(AppConfig):
@@ -8,3 +16,20 @@ class TrackingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "tracking"
     verbose_name = _("Tracking")
+
+    def ready(self) -> None:
+        from prospects.services import register_merge_handler
+        from tracking import criteria
+        from tracking.consumers import ActivityConsumer, register_activity_consumer
+        from tracking.handlers import update_last_activity
+        from tracking.services import activities_move_to_prospect
+
+        criteria.register()
+        register_activity_consumer(
+            ActivityConsumer(key="tracking.last_activity", handle=update_last_activity)
+        )
+
+        def move_history(survivor: Prospect, merged_ids: Sequence[int]) -> None:
+            activities_move_to_prospect(from_prospect_ids=merged_ids, to_prospect_id=survivor.pk)
+
+        register_merge_handler(move_history)
