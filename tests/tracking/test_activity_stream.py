@@ -111,7 +111,9 @@ def test_bots_and_anonymous_activity_are_kept_from_consumers_until_identified(
     # "identified" entry.
     timeline = list(activities_for_prospect(prospect_id=prospect.pk))
     labels = [
-        activity.object_label for activity in reversed(timeline) if activity.type == "page_view"
+        activity.object_label
+        for activity in reversed(timeline)
+        if activity.type == "page_view" and not activity.is_bot
     ]
     assert labels == ["https://example.jp/top", "https://example.jp/pricing"]
     assert timeline[0].type == ActivityType.IDENTIFIED
