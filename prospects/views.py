@@ -22,6 +22,7 @@ from prospects import services
 from prospects.criteria import CriteriaError, criteria_catalogue, validate_criteria
 from prospects.forms import BulkActionForm, ProspectForm, parse_criteria
 from prospects.models import CustomFieldValue, Prospect, ProspectList
+from prospects.panels import panels_for
 from prospects.selectors import prospect_get_for_user, prospects_visible_to
 
 PAGE_SIZE = 50
@@ -253,6 +254,7 @@ def prospect_detail(request: HttpRequest, prospect_id: int) -> HttpResponse:
             "custom_values": list(grouped.values()),
             "tasks": prospect.tasks.select_related("assignee").order_by("status", "due_date")[:20],
             "duplicates": list(duplicates[:10]),
+            "panels": panels_for(prospect, user, request),
             "can_edit": services_can_edit(user),
         },
     )

@@ -18,13 +18,26 @@ class TrackingConfig(AppConfig):
     verbose_name = _("Tracking")
 
     def ready(self) -> None:
+        from prospects.panels import ProspectPanel, register_prospect_panel
         from prospects.services import register_merge_handler
         from tracking import criteria
         from tracking.consumers import ActivityConsumer, register_activity_consumer
         from tracking.handlers import update_last_activity
+        from tracking.selectors import activities_for_prospect
         from tracking.services import activities_move_to_prospect
 
         criteria.register()
+        register_prospect_panel(
+            ProspectPanel(
+                key="timeline",
+                title=_("Activity"),
+                template="tracking/_timeline.html",
+                context=lambda prospect, user: {
+                    "activities": list(activities_for_prospect(prospect_id=prospect.pk, limit=100))
+                },
+                order=10,
+            )
+        )
         register_activity_consumer(
             ActivityConsumer(key="tracking.last_activity", handle=update_last_activity)
         )

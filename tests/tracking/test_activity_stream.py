@@ -234,3 +234,22 @@ def test_unknown_types_and_oversized_payloads_are_refused_or_clipped() -> None:
         len(value) <= 1000 for value in activity.payload.values()
     )
     assert abs(activity.occurred_at - timezone.now()) < datetime.timedelta(minutes=1)
+
+
+def test_the_prospect_page_shows_the_timeline_escaped(marketer: Any) -> None:
+    from django.urls import reverse
+
+    from tests.conftest import client_for
+
+    prospect = _prospect("p@a.jp")
+    activity_record(
+        type=ActivityType.PAGE_VIEW,
+        prospect_id=prospect.pk,
+        object_label="https://ex.jp/<script>alert(1)</script>",
+    )
+    page = (
+        client_for(marketer).get(reverse("prospects:detail", args=[prospect.pk])).content.decode()
+    )
+    assert 'data-panel="timeline"' in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert(1)" not in page
