@@ -30,6 +30,10 @@
   const TWO = "two";
   const MANY = "many";
   const DAYS = "days";
+  // tracking/criteria.py: "did / did not do TYPE (on OBJECT) at least COUNT times within the last
+  // DAYS days". Its condition has no "value" but these keys of its own.
+  const ACTIVITY = "activity";
+  const ACTIVITY_DEFAULT_COUNT = 1; // the server's default when "count" is missing
   // Server-derived keys of a validated custom-field condition; the server recomputes them.
   const DERIVED_KEYS = ["field_id", "field_type"];
   const VALUE_SEPARATORS = /[,、，]/;
@@ -247,6 +251,9 @@
     }
 
     exportCondition(condition) {
+      if (this.isActivity(condition)) {
+        return this.exportActivity(condition);
+      }
       const subject = this.subjectOf(condition);
       const exported = { subject: condition.subject };
       if (!subject || subject.fields) {
@@ -260,6 +267,26 @@
       // Keys this builder does not edit (a subject from another app may have more) pass through.
       for (const [key, value] of Object.entries(condition)) {
         if (!(key in exported) && key !== "field") {
+          exported[key] = value;
+        }
+      }
+      return exported;
+    }
+
+    // Written as the server's validate() returns it (every key, "object": "" and "days": null
+    // included), so a saved condition renders back and posts again unchanged. An empty count
+    // is the default, an empty days "any time".
+    exportActivity(condition) {
+      const exported = {
+        subject: condition.subject,
+        operator: condition.operator,
+        activity_type: condition.activity_type ?? "",
+        object: condition.object ?? "",
+        count: isBlank(condition.count) ? ACTIVITY_DEFAULT_COUNT : condition.count,
+        days: isBlank(condition.days) ? null : condition.days,
+      };
+      for (const [key, value] of Object.entries(condition)) {
+        if (!(key in exported) && key !== "value") {
           exported[key] = value;
         }
       }
@@ -285,6 +312,15 @@
         return undefined;
       }
       return subject.fields.find((field) => field.key === condition.field);
+    }
+
+    isActivity(condition) {
+      const subject = this.subjectOf(condition);
+      return Boolean(
+        subject &&
+          Array.isArray(subject.operators) &&
+          subject.operators.some((operator) => operator.arity === ACTIVITY),
+      );
     }
 
     operatorsOf(condition) {
@@ -335,6 +371,13 @@
       }
       const first = subject && Array.isArray(subject.operators) ? subject.operators[0] : null;
       condition.operator = first ? first.key : "";
+      if (this.isActivity(condition)) {
+        condition.activity_type = "";
+        condition.object = "";
+        condition.count = ACTIVITY_DEFAULT_COUNT;
+        condition.days = "";
+        return;
+      }
       condition.value = emptyValue(first ? first.arity : "one");
     }
 
@@ -346,6 +389,10 @@
     }
 
     setOperator(condition, key) {
+      if (this.isActivity(condition)) {
+        condition.operator = key; // did ↔ did not: the rest of the sentence stays
+        return;
+      }
       const before = this.operatorOf(condition);
       condition.operator = key;
       const after = this.operatorOf(condition);
@@ -380,6 +427,10 @@
       }
       if (!item.operator) {
         return false;
+      }
+      if (this.isActivity(item)) {
+        // Object, count and days have defaults; a wrong one is for the server to name.
+        return !isBlank(item.activity_type);
       }
       const spec = this.valueSpec(item);
       if (!spec) {
@@ -593,8 +644,9 @@
       }
 
       const operators = this.operatorsOf(condition);
+      let operatorSelect = null;
       if (operators.length) {
-        const operatorSelect = this.select(
+        operatorSelect = this.select(
           operators.map((operator) => [operator.key, operator.label]),
           condition.operator,
           { part: "operator", label: this.t("operator"), focusKey: `${uid}:operator` },
@@ -602,12 +654,18 @@
         operatorSelect.addEventListener("change", () =>
           this.edit(() => this.setOperator(condition, operatorSelect.value)),
         );
-        row.append(operatorSelect);
       }
 
-      const spec = this.valueSpec(condition);
-      if (spec && spec.arity !== NONE) {
-        row.append(this.renderValue(condition, spec));
+      if (this.isActivity(condition)) {
+        row.append(...this.renderActivity(condition, operatorSelect));
+      } else {
+        if (operatorSelect) {
+          row.append(operatorSelect);
+        }
+        const spec = this.valueSpec(condition);
+        if (spec && spec.arity !== NONE) {
+          row.append(this.renderValue(condition, spec));
+        }
       }
 
       row.append(
@@ -622,6 +680,91 @@
         h("p", { class: "cb-error", hidden: true }),
       );
       return row;
+    }
+
+    // "did [Page view] on [pricing] at least [3] times in the last [30] days", as one
+    // translatable sentence whose {placeholders} are the controls: a language puts them in its
+    // own order (過去 [30] 日間に [3] 回以上). Each control is a direct child of the row with a
+    // data-part named like the key, so a server error at conditions.N.count marks its input.
+    renderActivity(condition, operatorSelect) {
+      const uid = uidOf(condition);
+      const subject = this.subjectOf(condition);
+      const types = Array.isArray(subject.activity_types) ? subject.activity_types : [];
+      const typeSelect = this.select(types, condition.activity_type, {
+        part: "activity_type",
+        label: this.t("activity_type"),
+        placeholder: this.t("choose_activity_type"),
+        focusKey: `${uid}:activity_type`,
+      });
+      typeSelect.addEventListener("change", () => {
+        condition.activity_type = typeSelect.value;
+        this.changed();
+      });
+      const object = h("input", {
+        type: "text",
+        class: "cb-input cb-object",
+        "data-part": "object",
+        "data-focus": `${uid}:object`,
+        "aria-label": this.t("activity_object"),
+        placeholder: this.t("activity_object_placeholder"),
+        value: display(condition.object),
+      });
+      object.addEventListener("input", () => {
+        condition.object = object.value;
+        this.changed();
+      });
+      const controls = {
+        operator: operatorSelect,
+        activity_type: typeSelect,
+        object,
+        count: this.wholeNumberInput(condition, "count", {
+          label: this.t("activity_count"),
+          placeholder: String(ACTIVITY_DEFAULT_COUNT),
+        }),
+        days: this.wholeNumberInput(condition, "days", {
+          label: this.t("activity_days"),
+          placeholder: this.t("activity_any_time"),
+        }),
+      };
+      const parts = [];
+      const placed = new Set();
+      for (const piece of String(this.t("activity_sentence")).split(/(\{\w+\})/)) {
+        const key = (/^\{(\w+)\}$/.exec(piece) || [])[1];
+        if (key && key in controls && !placed.has(key)) {
+          placed.add(key);
+          parts.push(controls[key]);
+        } else if (piece.trim()) {
+          parts.push(h("span", { class: "cb-suffix", text: piece.trim() }));
+        }
+      }
+      // A translation that lost a placeholder still shows every control.
+      for (const [key, control] of Object.entries(controls)) {
+        if (!placed.has(key)) {
+          parts.push(control);
+        }
+      }
+      return parts.filter(Boolean);
+    }
+
+    // Count and days: typed as text (full-width digits are numbers too), stored as a number
+    // when they are one and as typed otherwise, so the server can say what is wrong.
+    wholeNumberInput(condition, key, { label, placeholder }) {
+      const element = h("input", {
+        type: "text",
+        inputmode: "numeric",
+        class: `cb-input cb-number cb-activity-${key}`,
+        "data-part": key,
+        "data-focus": `${uidOf(condition)}:${key}`,
+        "aria-label": label,
+        title: label,
+        placeholder,
+        value: display(condition[key]),
+      });
+      element.addEventListener("input", () => {
+        condition[key] = isBlank(element.value) ? "" : parseNumber(element.value);
+        this.changed();
+      });
+      return element;
     }
 
     renderValue(condition, spec) {

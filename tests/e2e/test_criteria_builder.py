@@ -19,6 +19,8 @@ from prospects.criteria import prospects_matching, validate_criteria
 from prospects.models import JobLevel, Prospect, ProspectList, Tag
 from tests.e2e.conftest import screenshot_path
 from tests.factories import ProspectFactory, make_user
+from tracking.models import ActivityType
+from tracking.services import activity_record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -56,6 +58,51 @@ def five_prospects(db: None) -> dict[str, Prospect]:
         name: ProspectFactory.create(industry=industry, job_level=level, employee_count=employees)
         for name, (industry, level, employees) in rows.items()
     }
+
+
+# (did view the pricing page 3+ times in the last 30 days) AND 役職 ≥ 課長クラス
+ACTIVITY_CONDITION = {
+    "subject": "activity",
+    "operator": "did",
+    "activity_type": "page_view",
+    "object": "pricing",
+    "count": 3,
+    "days": 30,
+}
+ACTIVITY_CRITERIA = {
+    "match": "all",
+    "conditions": [
+        ACTIVITY_CONDITION,
+        {"subject": "field", "field": "job_level", "operator": "gte", "value": 3},
+    ],
+}
+PRICING = "https://example.jp/pricing"
+
+
+def _page_views(
+    prospect: Prospect, times: int, *, url: str = PRICING, is_bot: bool = False
+) -> None:
+    for _ in range(times):
+        activity_record(
+            type=ActivityType.PAGE_VIEW, prospect_id=prospect.pk, object_label=url, is_bot=is_bot
+        )
+
+
+@pytest.fixture
+def visitors(db: None) -> dict[str, Prospect]:
+    """Four prospects of which only ``reader`` meets ACTIVITY_CRITERIA."""
+    prospects = {
+        "reader": ProspectFactory.create(job_level=JobLevel.MANAGER),
+        "glancer": ProspectFactory.create(job_level=JobLevel.MANAGER),  # pricing only once
+        "crawled": ProspectFactory.create(job_level=JobLevel.MANAGER),  # only a bot's views
+        "staff_reader": ProspectFactory.create(job_level=JobLevel.STAFF),  # job level too low
+    }
+    _page_views(prospects["reader"], 3)
+    _page_views(prospects["glancer"], 1)
+    _page_views(prospects["glancer"], 3, url="https://example.jp/about")
+    _page_views(prospects["crawled"], 3, is_bot=True)
+    _page_views(prospects["staff_reader"], 3)
+    return prospects
 
 
 @pytest.fixture
@@ -280,6 +327,126 @@ def test_saved_criteria_are_rendered_back_and_survive_the_round_trip(
     expect(_count(page)).to_have_attribute("data-count", "3")
     assert _output(page)["conditions"][0]["value"] == ["IT", "製造", "金融"]
     page.screenshot(path=str(screenshot_path("criteria-builder-round-trip")), full_page=True)
+
+
+def test_a_marketer_builds_an_activity_condition_and_sees_the_live_count(
+    builder_url: str, page: Any, visitors: dict[str, Prospect]
+) -> None:
+    from playwright.sync_api import expect
+
+    # Given four prospects with page views (one only seen by a bot) and an empty builder
+    page.goto(builder_url)
+    expect(_count(page)).to_have_attribute("data-count", "4")
+
+    # When the marketer picks "Activity": the sentence appears with its defaults, and nothing is
+    # counted until an activity type is chosen
+    _add_condition(page, ROOT)
+    row = '[data-path="conditions.0"]'
+    page.select_option(f"{row} [data-part=subject]", "activity")
+    expect(page.locator(f"{row} [data-part=operator]")).to_have_value("did")
+    expect(page.locator(f"{row} [data-part=activity_type]")).to_have_value("")
+    expect(page.locator(f"{row} [data-part=count]")).to_have_value("1")
+    expect(page.locator(f"{row} [data-part=days]")).to_have_value("")
+    expect(_count(page)).to_have_attribute("data-state", "incomplete")
+
+    # Then choosing page views counts everyone who viewed a page, except the bot's prospect
+    page.select_option(f"{row} [data-part=activity_type]", "page_view")
+    expect(_count(page)).to_have_attribute("data-count", "3")
+    assert _output(page)["conditions"] == [
+        {
+            "subject": "activity",
+            "operator": "did",
+            "activity_type": "page_view",
+            "object": "",
+            "count": 1,
+            "days": None,
+        }
+    ]
+    page.fill(f"{row} [data-part=object]", "pricing")
+    expect(_count(page)).to_have_attribute("data-count", "3")
+
+    # And a count the server refuses is shown on the count input, nowhere else
+    page.fill(f"{row} [data-part=count]", "0")
+    expect(_count(page)).to_have_attribute("data-state", "error")
+    expect(page.locator(row)).to_have_class("cb-condition cb-invalid")
+    expect(page.locator(f"{row} [data-part=count]")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("[aria-invalid]")).to_have_count(1)
+    expect(page.locator(f"{row} .cb-error")).not_to_be_empty()
+
+    # And full-width digits (a Japanese IME) are a number: 3+ pricing views leaves two
+    page.fill(f"{row} [data-part=count]", "３")
+    expect(_count(page)).to_have_attribute("data-count", "2")
+    expect(page.locator(".cb-invalid")).to_have_count(0)
+    page.fill(f"{row} [data-part=days]", "30")
+    expect(_count(page)).to_have_attribute("data-count", "2")
+
+    # When job level ≥ Manager is added, only the reader is left
+    _add_condition(page, ROOT)
+    level = _set_condition(page, "conditions.1", field="job_level", operator="gte")
+    page.select_option(f"{level} [data-part=value-input]", str(JobLevel.MANAGER.value))
+    expect(_count(page)).to_have_attribute("data-count", "1")
+    assert _output(page) == ACTIVITY_CRITERIA
+    assert list(prospects_matching(validate_criteria(ACTIVITY_CRITERIA))) == [visitors["reader"]]
+    page.screenshot(path=str(screenshot_path("criteria-builder-activity")), full_page=True)
+
+    # And "did not" keeps the rest of the sentence: the glancer and the bot-only prospect
+    page.select_option(f"{row} [data-part=operator]", "did_not")
+    expect(_count(page)).to_have_attribute("data-count", "2")
+    expect(page.locator(f"{row} [data-part=object]")).to_have_value("pricing")
+    assert _output(page)["conditions"][0] == {**ACTIVITY_CONDITION, "operator": "did_not"}
+
+
+def test_saved_activity_conditions_survive_the_round_trip(
+    builder_url: str, page: Any, visitors: dict[str, Prospect]
+) -> None:
+    from playwright.sync_api import expect
+
+    # Given saved criteria: 2+ page views at any time, and no view of /about this year
+    saved = validate_criteria(
+        {
+            "match": "all",
+            "conditions": [
+                {
+                    "subject": "activity",
+                    "operator": "did",
+                    "activity_type": "page_view",
+                    "count": 2,
+                },
+                {
+                    "subject": "activity",
+                    "operator": "did_not",
+                    "activity_type": "page_view",
+                    "object": "about",
+                    "count": 1,
+                    "days": 365,
+                },
+            ],
+        }
+    )
+
+    # When the builder opens with them
+    page.goto(builder_url + "?criteria=" + quote(json.dumps(saved)))
+
+    # Then each control shows what was saved, and the form would post it back unchanged
+    expect(_count(page)).to_have_attribute("data-count", "2")  # reader and staff_reader
+    assert _output(page) == saved
+    first, second = '[data-path="conditions.0"]', '[data-path="conditions.1"]'
+    expect(page.locator(f"{first} [data-part=activity_type]")).to_have_value("page_view")
+    expect(page.locator(f"{first} [data-part=object]")).to_have_value("")
+    expect(page.locator(f"{first} [data-part=count]")).to_have_value("2")
+    expect(page.locator(f"{first} [data-part=days]")).to_have_value("")
+    expect(page.locator(f"{second} [data-part=operator]")).to_have_value("did_not")
+    expect(page.locator(f"{second} [data-part=object]")).to_have_value("about")
+    expect(page.locator(f"{second} [data-part=count]")).to_have_value("1")
+    expect(page.locator(f"{second} [data-part=days]")).to_have_value("365")
+
+    # And editing works from there: "did" view /about leaves only the glancer
+    page.select_option(f"{second} [data-part=operator]", "did")
+    expect(_count(page)).to_have_attribute("data-count", "1")
+    assert _output(page)["conditions"] == [
+        saved["conditions"][0],
+        {**saved["conditions"][1], "operator": "did"},
+    ]
 
 
 def test_the_dynamic_list_page_hosts_the_builder(live_server: Any, browser: Any) -> None:
