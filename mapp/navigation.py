@@ -46,7 +46,7 @@ NAVIGATION: tuple[NavSection, ...] = (
                 visible=sees_all_prospects,
             ),
             NavItem(_("Export"), Module.PROSPECTS, "prospects_import:export"),
-            NavItem(_("Visitors"), Module.VISITORS),
+            NavItem(_("Visitors"), Module.VISITORS, "visitors:list"),
         ),
     ),
     NavSection(
@@ -58,6 +58,8 @@ NAVIGATION: tuple[NavSection, ...] = (
             NavItem(_("Landing pages"), Module.MARKETING),
             NavItem(_("Engagement programs"), Module.MARKETING),
             NavItem(_("Campaigns"), Module.MARKETING),
+            NavItem(_("Custom redirects"), Module.MARKETING, "assets:redirects"),
+            NavItem(_("Files"), Module.MARKETING, "assets:files"),
         ),
     ),
     NavSection(
@@ -77,6 +79,7 @@ NAVIGATION: tuple[NavSection, ...] = (
             NavItem(_("Users"), Module.USERS, "users:list"),
             NavItem(_("Roles"), Module.USERS, "users:roles"),
             NavItem(_("Audit log"), Module.USERS, "users:audit_log"),
+            NavItem(_("Tracking"), Module.SETTINGS, "visitors:settings"),
             NavItem(_("System status"), Module.SETTINGS, "system_status"),
             NavItem(_("API tokens"), Module.PROSPECTS, "api_tokens"),
             NavItem(_("Django admin"), Module.ADMIN_SITE, "admin:index"),

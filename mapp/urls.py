@@ -67,5 +67,9 @@ urlpatterns = [
     path("tasks/", include("prospects.urls_tasks")),
     path("notifications/", include("mapp.urls_notifications")),
     path("api/v1/", include("prospects.urls_api")),
+    path("marketing/", include("tracking.urls_assets")),
+    path("", include("tracking.urls_links")),
+    path("t/", include("tracking.urls")),
+    path("", include("tracking.urls_app")),
     path("admin/", admin.site.urls),
 ]

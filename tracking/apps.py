@@ -23,8 +23,8 @@ class TrackingConfig(AppConfig):
         from tracking import criteria
         from tracking.consumers import ActivityConsumer, register_activity_consumer
         from tracking.handlers import update_last_activity
-        from tracking.selectors import activities_for_prospect
         from tracking.services import activities_move_to_prospect
+        from tracking.timeline import timeline_for
 
         criteria.register()
         register_prospect_panel(
@@ -33,7 +33,7 @@ class TrackingConfig(AppConfig):
                 title=_("Activity"),
                 template="tracking/_timeline.html",
                 context=lambda prospect, user: {
-                    "activities": list(activities_for_prospect(prospect_id=prospect.pk, limit=100))
+                    "activities": timeline_for(prospect_id=prospect.pk)
                 },
                 order=10,
             )

@@ -186,14 +186,16 @@ def visitor_identify(*, visitor: Visitor, prospect_id: int, source: str = "") ->
     """
     visitor = Visitor.objects.select_for_update().get(pk=visitor.pk)
     now = timezone.now()
+    # Only anonymous history moves: a shared browser once identified as someone else keeps
+    # that person's history with them.
     moved_ids = list(
-        Activity.objects.filter(visitor_id=visitor.pk)
-        .exclude(prospect_id=prospect_id)
-        .values_list("pk", flat=True)
+        Activity.objects.filter(visitor_id=visitor.pk, prospect_id__isnull=True).values_list(
+            "pk", flat=True
+        )
     )
     if moved_ids:
         Activity.objects.filter(pk__in=moved_ids).update(prospect_id=prospect_id)
-        Visit.objects.filter(visitor=visitor).update(prospect_id=prospect_id)
+        Visit.objects.filter(visitor=visitor, prospect__isnull=True).update(prospect_id=prospect_id)
     first_time = visitor.prospect_id != prospect_id
     if first_time:
         visitor.prospect_id = prospect_id

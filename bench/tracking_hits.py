@@ -1,0 +1,581 @@
+"""Benchmark: tracking-hit throughput on loopback, against a no-op Django view in the same run.
+
+    .venv/bin/python bench/tracking_hits.py [--hits N] [--connections C] [--seconds S]
+                                            [--pages-per-visitor P] [--workers W] [--threads T]
+
+The web server is gunicorn exactly as ``mapp run`` starts it (``mapp.cli.stack_commands``:
+2 workers × 4 threads, access log on), with ``DJANGO_SETTINGS_MODULE=bench.bench_settings``:
+the app's URLs plus ``/bench/noop``, a public no-op view behind the same middleware that answers
+the same 1×1 GIF. A pure-Python load generator (asyncio, raw HTTP/1.1 keep-alive sockets, no
+dependency) sends, phase after phase, the same number of hits to:
+
+  * the baseline: ``GET /bench/noop``;
+  * the page-view beacon: ``GET /t/pv?url=…&title=…&ref=…&pvid=…`` as the tracking script sends
+    it. Each connection plays visitors one after another: a visitor's first hit has no cookie
+    (a new visitor and a new visit), the next ones send the ``mapp_vid`` cookie it got back
+    (same visitor, same visit) — ``--pages-per-visitor`` pages each.
+
+Printed: hits/s of both, their ratio, p50/p99 latency, and — counted in the database after the
+run — how many page views were stored against how many got a success (200) response.
+Targets: ≥ 2,000 page views/s on 2 cores, ≥ 60 % of the no-op rate, p99 < 50 ms, every
+successful hit stored.
+
+Then the email open pixel (``/t/o/<token>.gif``) and click redirect (``/t/c/<token>``), each
+hit a different email to one prospect, an hour after sending, from a browser without a cookie:
+the same figures, against the same no-op rate; every 200 (open) or 302 (click) stored as a person.
+
+Bounded and local: at most ``--hits`` per phase and ``--seconds`` per phase, 127.0.0.1 only.
+It runs against its own database ``mapp_bench_tracking`` on the server the app uses
+(DATABASE_URL, or the embedded PostgreSQL, started if needed), whose tracking tables it empties
+first, and its own Redis database number 9 (rate-limit counters, replay ids, the delivery queue
+and Celery messages no worker reads), flushed before and after. The development data is never
+touched. One run at a time (a lock in var/bench/): a second run waits for the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))
+
+BENCH_DATABASE = "mapp_bench_tracking"
+BENCH_REDIS_DB = 9
+TARGET_HITS_PER_SECOND = 2000
+TARGET_RATIO = 0.60
+TARGET_P99_MS = 50.0
+WARM_UP_HITS = 1000
+SERVER_START_TIMEOUT_SECONDS = 60
+USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Safari/537.36"
+)
+
+
+# --- set-up (before Django) ---------------------------------------------------------------------
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def _ensure_database(server_url: str) -> str:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(_with_database(server_url, "postgres"), autocommit=True) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DATABASE]
+        ).fetchone()
+        if not exists:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DATABASE)))
+    return _with_database(server_url, BENCH_DATABASE)
+
+
+def _bench_redis_url(server_url: str) -> str:
+    return _with_database(server_url, str(BENCH_REDIS_DB))
+
+
+def _setup_django(database_url: str, redis_url: str) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["REDIS_URL"] = redis_url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.bench_settings"
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0, interactive=False)
+    from django.db import connection
+
+    from tracking.models import Activity, ActivityDelivery, Visit, Visitor
+    from tracking.partitions import ensure_partitions
+
+    ensure_partitions()
+    tables = ", ".join(
+        model._meta.db_table for model in (Activity, ActivityDelivery, Visit, Visitor)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {tables}")  # the benchmark's own database only
+    _flush_bench_redis()
+
+
+def _flush_bench_redis() -> None:
+    from mapp.health import redis_client
+
+    redis_client().flushdb()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_web(port: int, workers: int | None, threads: int | None) -> subprocess.Popen[bytes]:
+    from mapp.cli import stack_commands
+
+    command = stack_commands(host="127.0.0.1", port=port)["web"]
+    if workers is not None:
+        command[command.index("--workers") + 1] = str(workers)
+    if threads is not None:
+        command[command.index("--threads") + 1] = str(threads)
+    environment = dict(os.environ)
+    environment.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "bench.bench_settings",
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    log_dir = PROJECT_ROOT / "var" / "bench"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = (log_dir / "tracking_hits_web.log").open("wb")  # one run at a time: see main()
+    process = subprocess.Popen(  # noqa: S603 - our own gunicorn, fixed arguments
+        command, env=environment, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT
+    )
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}; see {log.name}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/bench/noop", timeout=2)
+            return process
+        except urllib.error.HTTPError:
+            return process
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("gunicorn did not answer")
+
+
+# --- the load generator -------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    name: str
+    seconds: float = 0.0
+    statuses: Counter[int] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+
+    @property
+    def hits(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def rate(self) -> float:
+        return self.hits / self.seconds if self.seconds else 0.0
+
+    def percentile_ms(self, fraction: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, str | None, bool]:
+    """(status, the mapp_vid cookie if set, whether the server closes the connection)."""
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+    lines = head.split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = 0
+    cookie = None
+    closing = False
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        value = value.strip()
+        if name == "content-length":
+            length = int(value)
+        elif name == "set-cookie" and value.startswith("mapp_vid="):
+            cookie = value.split(";", 1)[0]
+        elif name == "connection" and value.lower() == "close":
+            closing = True
+    if length:
+        await reader.readexactly(length)
+    return status, cookie, closing
+
+
+class PageViewPlayer:
+    """One connection's visitors: each sends ``pages`` page views, keeping its cookie."""
+
+    def __init__(self, run_id: str, connection_number: int, pages: int) -> None:
+        self.prefix = f"https://bench.example.jp/{run_id}/c{connection_number}"
+        self.pages = pages
+        self.visitor = 0
+        self.page = 0
+        self.cookie: str | None = None
+
+    def request(self, host: str) -> bytes:
+        if self.page == self.pages:
+            self.visitor, self.page, self.cookie = self.visitor + 1, 0, None
+        url = f"{self.prefix}/v{self.visitor}/p{self.page}?utm_source=bench&utm_medium=load"
+        referrer = (
+            f"{self.prefix}/v{self.visitor}/p{self.page - 1}"
+            if self.page
+            else "https://www.google.co.jp/"
+        )
+        self.page += 1
+        query = (
+            f"url={quote(url, safe='')}&title={quote(f'製品紹介 {self.page}', safe='')}"
+            f"&ref={quote(referrer, safe='')}&pvid={secrets.token_hex(16)}"
+        )
+        cookie = f"Cookie: {self.cookie}\r\n" if self.cookie else ""
+        return (
+            f"GET /t/pv?{query} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n"
+            f"Accept: image/*\r\n{cookie}\r\n"
+        ).encode()
+
+    def remember(self, cookie: str | None) -> None:
+        if cookie:
+            self.cookie = cookie
+
+
+class NoopPlayer:
+    def request(self, host: str) -> bytes:
+        return (
+            f"GET /bench/noop HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n"
+            "Accept: image/*\r\n\r\n"
+        ).encode()
+
+    def remember(self, cookie: str | None) -> None:
+        pass
+
+
+async def _connection(
+    port: int,
+    player: PageViewPlayer | NoopPlayer,
+    phase: Phase,
+    budget: list[int],
+    deadline: float,
+) -> None:
+    host = f"127.0.0.1:{port}"
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while budget[0] > 0 and time.monotonic() < deadline:
+            budget[0] -= 1
+            started = time.perf_counter()
+            try:
+                writer.write(player.request(host))
+                await writer.drain()
+                status, cookie, closing = await _read_response(reader)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                phase.errors += 1
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                continue
+            phase.latencies.append(time.perf_counter() - started)
+            phase.statuses[status] += 1
+            player.remember(cookie)
+            if closing:
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    finally:
+        writer.close()
+
+
+async def _run_phase(
+    name: str,
+    port: int,
+    players: list[PageViewPlayer] | list[NoopPlayer],
+    hits: int,
+    seconds: float,
+) -> Phase:
+    phase = Phase(name)
+    budget = [hits]
+    started = time.perf_counter()
+    deadline = time.monotonic() + seconds
+    await asyncio.gather(
+        *(_connection(port, player, phase, budget, deadline) for player in players)
+    )
+    phase.seconds = time.perf_counter() - started
+    return phase
+
+
+# --- email open pixel and click redirect (tracking/links.py) ------------------------------------
+
+TARGET_OPEN_RATIO = 0.60  # one SELECT and one INSERT, like the beacon
+# A person's click writes more in one transaction: a visitor, its identification (lock, move of
+# its history, an IDENTIFIED activity) and the click itself.
+TARGET_CLICK_RATIO = 0.30
+
+
+class EmailLinkPlayer(NoopPlayer):
+    """One connection's recipients: every hit is another email, opened or clicked an hour after
+    sending by a browser without a cookie — a person, never a scanner (no burst, no fast click).
+
+    A NoopPlayer by type so the load generator above drives it unchanged.
+    """
+
+    def __init__(self, run_id: str, connection_number: int, prospect_id: int, kind: str) -> None:
+        import datetime
+
+        from django.utils import timezone
+
+        self.kind = kind
+        self.prefix = f"b{run_id}{kind[0]}{connection_number}-"
+        self.prospect_id = prospect_id
+        self.sent_at = timezone.now() - datetime.timedelta(hours=1)
+        self.number = 0
+
+    def request(self, host: str) -> bytes:
+        from tracking import links
+
+        email_id = f"{self.prefix}{self.number}"
+        self.number += 1
+        if self.kind == "open":
+            url = links.open_pixel_url(
+                prospect_id=self.prospect_id, email_id=email_id, sent_at=self.sent_at
+            )
+        else:
+            url = links.tracked_link_url(
+                prospect_id=self.prospect_id,
+                email_id=email_id,
+                url=f"{EMAIL_LINK_DESTINATION}{email_id}",
+                sent_at=self.sent_at,
+            )
+        return (
+            f"GET {urlsplit(url).path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n"
+            "Accept: */*\r\n\r\n"
+        ).encode()
+
+
+EMAIL_LINK_DESTINATION = "https://bench.example.jp/lp/"
+
+
+def _email_link_phases(
+    run: Callable[[str, Callable[[], list[NoopPlayer]], int], Phase],
+    run_id: str,
+    connections: int,
+    hits: int,
+) -> tuple[int, Phase, Phase]:
+    """Warm up, then time the open pixel and the click redirect; returns (prospect id, phases)."""
+    from prospects.models import Prospect
+
+    prospect, _created = Prospect.objects.get_or_create(
+        email="bench-recipient@example.jp", defaults={"last_name": "負荷", "first_name": "試験"}
+    )
+
+    def players(kind: str, label: str) -> Callable[[], list[NoopPlayer]]:
+        return lambda: [
+            EmailLinkPlayer(f"{run_id}{label}", number, prospect.pk, kind)
+            for number in range(connections)
+        ]
+
+    run("warm-up email open", players("open", "w"), WARM_UP_HITS // 2)
+    run("warm-up email click", players("click", "w"), WARM_UP_HITS // 2)
+    email_open = run("email open pixel", players("open", "r"), hits)
+    email_click = run("email click redirect", players("click", "r"), hits)
+    return prospect.pk, email_open, email_click
+
+
+def _print_email_link_phases(
+    run_id: str, prospect_id: int, noop: Phase, email_open: Phase, email_click: Phase
+) -> None:
+    from tracking.models import Activity, ActivityType
+
+    def row(phase: Phase, success: int) -> str:
+        others = sum(count for status, count in phase.statuses.items() if status != success)
+        return (
+            f"  {phase.name:<24} {phase.rate:9,.0f} {phase.percentile_ms(0.50):9.1f} "
+            f"{phase.percentile_ms(0.99):9.1f} {phase.statuses[success]:9,} "
+            f"{others + phase.errors:7,}"
+        )
+
+    opens = Activity.objects.filter(
+        type=ActivityType.EMAIL_OPENED,
+        prospect_id=prospect_id,
+        object_id__startswith=f"b{run_id}ro",
+    )
+    clicks = Activity.objects.filter(
+        type=ActivityType.EMAIL_CLICKED,
+        prospect_id=prospect_id,
+        object_label__startswith=f"{EMAIL_LINK_DESTINATION}b{run_id}rc",
+    )
+    stored_opens, human_opens = opens.count(), opens.filter(is_bot=False).count()
+    stored_clicks, human_clicks = clicks.count(), clicks.filter(is_bot=False).count()
+    print(f"\n  {'':<24} {'hits/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'200/302':>9} {'other':>7}")
+    print(row(email_open, 200))
+    print(row(email_click, 302))
+    print()
+    for phase, target in ((email_open, TARGET_OPEN_RATIO), (email_click, TARGET_CLICK_RATIO)):
+        ratio = phase.rate / noop.rate if noop.rate else 0.0
+        p99 = phase.percentile_ms(0.99)
+        print(
+            f"  {phase.name:<22} {ratio:9.0%} of no-op (target ≥ {target:.0%}) "
+            f"{_verdict(ratio >= target)};  p99 {p99:.1f} ms (target < {TARGET_P99_MS:g} ms) "
+            f"{_verdict(p99 < TARGET_P99_MS)}"
+        )
+    answered_opens, answered_clicks = email_open.statuses[200], email_click.statuses[302]
+    opens_kept = 0 < stored_opens == human_opens == answered_opens
+    clicks_kept = 0 < stored_clicks == human_clicks == answered_clicks
+    print(
+        f"  stored opens            {stored_opens:9,}   of {answered_opens:,} answered 200"
+        f" ({human_opens:,} as people)   {_verdict(opens_kept)}"
+    )
+    print(
+        f"  stored clicks           {stored_clicks:9,}   of {answered_clicks:,} answered 302"
+        f" ({human_clicks:,} as people)   {_verdict(clicks_kept)}"
+    )
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def _verdict(passed: bool) -> str:
+    return "PASS" if passed else "MISS"
+
+
+def _phase_row(phase: Phase) -> str:
+    others = sum(count for status, count in phase.statuses.items() if status != 200)
+    return (
+        f"  {phase.name:<24} {phase.rate:9,.0f} {phase.percentile_ms(0.50):9.1f} "
+        f"{phase.percentile_ms(0.99):9.1f} {phase.statuses[200]:9,} {others + phase.errors:7,}"
+    )
+
+
+def _run(arguments: argparse.Namespace) -> int:
+    from tracking.models import Activity, ActivityType, Visit, Visitor
+
+    run_id = secrets.token_hex(4)
+    port = _free_port()
+    web = _start_web(port, arguments.workers, arguments.threads)
+    connections = arguments.connections
+
+    def page_view_players(label: str) -> list[PageViewPlayer]:
+        return [
+            PageViewPlayer(f"{run_id}-{label}", number, arguments.pages_per_visitor)
+            for number in range(connections)
+        ]
+
+    def run(
+        name: str, players: Callable[[], list[PageViewPlayer] | list[NoopPlayer]], hits: int
+    ) -> Phase:
+        return asyncio.run(_run_phase(name, port, players(), hits, arguments.seconds))
+
+    try:
+        # Warm-up: imports, database connections, the first partition insert, caches.
+        run("warm-up no-op", lambda: [NoopPlayer() for _ in range(connections)], WARM_UP_HITS)
+        warm_pv = run("warm-up page view", lambda: page_view_players("warm"), WARM_UP_HITS)
+        noop = run(
+            "no-op Django view", lambda: [NoopPlayer() for _ in range(connections)], arguments.hits
+        )
+        page_view = run("page-view beacon", lambda: page_view_players("run"), arguments.hits)
+        link_prospect_id, email_open, email_click = _email_link_phases(
+            run, run_id, connections, arguments.hits
+        )
+    finally:
+        web.terminate()
+        try:
+            web.wait(15)
+        except subprocess.TimeoutExpired:
+            web.kill()
+
+    successes = warm_pv.statuses[200] + page_view.statuses[200]
+    prefix = f"https://bench.example.jp/{run_id}-"
+    stored_rows = Activity.objects.filter(
+        type=ActivityType.PAGE_VIEW, object_label__startswith=prefix
+    )
+    stored = stored_rows.count()
+    distinct = stored_rows.values("object_label").distinct().count()
+    # The email click phase's visitors are the bench recipient's; these are the beacon's.
+    visitors = Visitor.objects.exclude(prospect_id=link_prospect_id).count()
+    visits = Visit.objects.count()
+    _flush_bench_redis()
+
+    ratio = page_view.rate / noop.rate if noop.rate else 0.0
+    p99 = page_view.percentile_ms(0.99)
+    workers = arguments.workers or 2
+    threads = arguments.threads or 4
+    print(
+        f"\nTracking hits on loopback: gunicorn {workers} workers × {threads} threads "
+        f"(as `mapp run`), {connections} keep-alive connections, {os.cpu_count()} cores, "
+        f"{arguments.hits:,} hits per phase after {WARM_UP_HITS:,} warm-up hits, "
+        f"{arguments.pages_per_visitor} page views per visitor\n"
+    )
+    print(f"  {'':<24} {'hits/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'200':>9} {'other':>7}")
+    print(_phase_row(noop))
+    print(_phase_row(page_view))
+    print()
+    print(
+        f"  page views/s            {page_view.rate:9,.0f}   target ≥ {TARGET_HITS_PER_SECOND:,}"
+        f"   {_verdict(page_view.rate >= TARGET_HITS_PER_SECOND)}"
+    )
+    print(
+        f"  page view / no-op       {ratio:9.0%}   target ≥ {TARGET_RATIO:.0%}"
+        f"      {_verdict(ratio >= TARGET_RATIO)}"
+    )
+    print(
+        f"  page view p99           {p99:7.1f} ms   target < {TARGET_P99_MS:g} ms"
+        f"     {_verdict(p99 < TARGET_P99_MS)}"
+    )
+    print(
+        f"  stored page views       {stored:9,}   of {successes:,} answered 200 "
+        f"(distinct URLs {distinct:,})   {_verdict(stored == successes == distinct)}"
+    )
+    print(f"  visitors {visitors:,}, visits {visits:,} (one visit per visitor expected)")
+    if noop.errors or page_view.errors:
+        print(f"  connection errors: no-op {noop.errors}, page view {page_view.errors}")
+    _print_email_link_phases(run_id, link_prospect_id, noop, email_open, email_click)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--hits", type=int, default=20_000, help="hits per measured phase")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=60.0, help="time bound per phase")
+    parser.add_argument("--pages-per-visitor", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default 2)")
+    parser.add_argument("--threads", type=int, default=None, help="threads per worker (4)")
+    arguments = parser.parse_args()
+
+    from mapp.devservices import services
+
+    with _one_run_at_a_time(), services() as service_environment:
+        for key, value in service_environment.items():
+            if key not in {"DATABASE_URL", "REDIS_URL"}:
+                os.environ.setdefault(key, value)
+        database_url = _ensure_database(service_environment["DATABASE_URL"])
+        redis_url = _bench_redis_url(service_environment["REDIS_URL"])
+        _setup_django(database_url, redis_url)
+        return _run(arguments)
+
+
+@contextmanager
+def _one_run_at_a_time() -> Iterator[None]:
+    """Two runs would share the cores and empty each other's tables: the second one waits."""
+    lock_path = PROJECT_ROOT / "var" / "bench" / "tracking_hits.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("Another run of this benchmark is in progress; waiting for it…", flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
