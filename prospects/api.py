@@ -16,7 +16,7 @@ import datetime
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Model, OuterRef, Prefetch, QuerySet, Subquery, Value
@@ -213,7 +213,8 @@ class ScopedApiView(GenericAPIView):
             raise TypeError(f"{cls.__name__}: define scoped_queryset(user), not get_queryset()")
 
     def scoped_queryset(self, user: User) -> QuerySet[Any]:
-        raise NotImplementedError
+        """Every concrete API view says which rows the user may reach."""
+        raise ImproperlyConfigured(f"{type(self).__name__} must define scoped_queryset(user)")
 
     def get_queryset(self) -> QuerySet[Any]:
         if getattr(self, "swagger_fake_view", False):
