@@ -247,10 +247,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_QUEUE_NAMES = ("default", "sends", "tracking", "engine")
 CELERY_TASK_QUEUES = [Queue(name) for name in CELERY_QUEUE_NAMES]
+# Routed by task name (each app names its tasks "<app>.<task>"), so a busy queue (a large send,
+# a tracking surge) never delays another app's work.
 CELERY_TASK_ROUTES = {
-    "emails.tasks.*": {"queue": "sends"},
-    "tracking.tasks.*": {"queue": "tracking"},
-    "engagement.tasks.*": {"queue": "engine"},
+    "emails.*": {"queue": "sends"},
+    "tracking.*": {"queue": "tracking"},
+    "engagement.*": {"queue": "engine"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_SEND_TASK_EVENTS = False

@@ -63,3 +63,12 @@ def test_the_heartbeat_schedule_lives_in_the_database_and_is_not_overwritten(db:
 def test_system_status_page_is_for_settings_roles(administrator: User, marketer: User) -> None:
     assert client_for(administrator).get("/settings/status/").status_code == 200
     assert client_for(marketer).get("/settings/status/").status_code == 403
+
+
+def test_tasks_are_routed_to_their_apps_queues() -> None:
+    from mapp.celery import app
+
+    router = app.amqp.router
+    assert router.route({}, "tracking.deliver_pending_activities")["queue"].name == "tracking"
+    assert router.route({}, "prospects.refresh_dynamic_list")["queue"].name == "default"
+    assert router.route({}, "mapp.tasks.heartbeat")["queue"].name == "default"
