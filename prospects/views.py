@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from mapp.access import access_required, request_user, sees_all_prospects
+from mapp.access import access_required, has_access, request_user, sees_all_prospects
 from mapp.models import Level, Module
 from prospects import services
 from prospects.criteria import CriteriaError, criteria_catalogue, validate_criteria
@@ -145,8 +145,9 @@ def prospect_list(request: HttpRequest) -> HttpResponse:
             "sort": sort,
             "sorts": [(key, label) for key, (_c, _d, label) in SORTS.items()],
             "bulk_form": BulkActionForm(),
-            "can_edit": services_can_edit(user),
-            "can_manage": services_can_edit(user) and sees_all_prospects(user),
+            "can_edit": has_access(user, Module.PROSPECTS, Level.EDIT),
+            "can_manage": has_access(user, Module.PROSPECTS, Level.EDIT)
+            and sees_all_prospects(user),
             "criteria_json": json.dumps(state["criteria"], ensure_ascii=False),
             "criteria": state["criteria"],
             "criteria_catalogue": criteria_catalogue(),
@@ -156,12 +157,6 @@ def prospect_list(request: HttpRequest) -> HttpResponse:
             **state,
         },
     )
-
-
-def services_can_edit(user: Any) -> bool:
-    from mapp.access import has_access
-
-    return has_access(user, Module.PROSPECTS, Level.EDIT)
 
 
 @access_required(Module.PROSPECTS, write_level=Level.EDIT)
@@ -255,7 +250,7 @@ def prospect_detail(request: HttpRequest, prospect_id: int) -> HttpResponse:
             "tasks": prospect.tasks.select_related("assignee").order_by("status", "due_date")[:20],
             "duplicates": list(duplicates[:10]),
             "panels": panels_for(prospect, user, request),
-            "can_edit": services_can_edit(user),
+            "can_edit": has_access(user, Module.PROSPECTS, Level.EDIT),
         },
     )
 
