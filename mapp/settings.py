@@ -276,6 +276,12 @@ MAPP_PERIODIC_TASKS = [
         "description": "Full refresh of every dynamic list (relative dates move with time).",
     },
     {
+        "name": "drain tracking hits",
+        "task": "tracking.drain_hits",
+        "every_seconds": 60,
+        "description": "Stores queued tracking hits if no drain was requested (a safety net).",
+    },
+    {
         "name": "deliver missed activities",
         "task": "tracking.sweep_undelivered",
         "every_seconds": 5 * 60,

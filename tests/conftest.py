@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,3 +44,10 @@ def english(settings: Any) -> Iterator[None]:
     settings.LANGUAGE_CODE = "en"
     with translation.override("en"):
         yield
+
+
+@pytest.fixture(autouse=True)
+def own_tracking_keys(settings: Any) -> None:
+    """Tracking's queue, rate-limit counters and replay ids live in Redis: each test gets its
+    own key space, so neither earlier tests nor parallel runs on the same Redis interfere."""
+    settings.TRACKING_KEY_PREFIX = f"test:{uuid.uuid4().hex}:tracking:"

@@ -13,6 +13,7 @@ from tracking.models import (
     Activity,
     ActivityDelivery,
     CustomRedirect,
+    HitQueueCursor,
     TrackedFile,
     TrackerDomain,
     TrackingSettings,
@@ -101,3 +102,11 @@ class TrackedFileAdmin(GuardedModelAdmin):
     list_filter = ("content_type", "created_at")
     search_fields = ("name", "slug", "original_filename")
     readonly_fields = ("download_count", "bot_download_count", "size", "content_type")
+
+
+@admin.register(HitQueueCursor)
+class HitQueueCursorAdmin(ReadOnlyGuardedModelAdmin):
+    access_module = Module.SETTINGS
+    list_display = ("queue", "stored_count", "updated_at")
+    list_filter = ("updated_at",)
+    search_fields = ("queue",)

@@ -6,35 +6,28 @@ from the raw query string (invalid UTF-8 is refused, not replaced), URLs must be
 most 2,000 characters, text is clipped and stripped of control characters. A refused beacon
 stores nothing and is answered with a quiet 204; it never raises.
 
-Recording a page view (:func:`page_view_record`) finds or creates the visitor, continues the
-visitor's current visit or starts a new one (recording a VISIT activity), increments the
-counters in the database (``count = count + 1``, as ``F()`` would) and records the PAGE_VIEW
-activity through ``tracking.services.activity_record``. The hot path is a few statements and one
-Redis round trip: see bench/tracking_hits.py.
+An accepted page view is queued in one Redis round trip and stored in batches by a Celery task
+(:mod:`tracking.ingest`); the visitors, visits and activities are made there. The per-address
+limiter :func:`admit_hit` below serves the endpoints that still write at once (identify,
+custom redirects, files).
 """
 
 from __future__ import annotations
 
-import datetime
 import enum
 import logging
 import re
 import time
-import uuid
-import weakref
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import redis
 from django.conf import settings
-from django.core.cache import cache
-from django.db import connection, transaction
-from django.utils import timezone
 
-from tracking.bots import classify_user_agent
-from tracking.models import ActivityType, TrackingSettings, Visit, Visitor
-from tracking.services import activity_record
+from mapp.health import redis_client
+from tracking.ingest import key as tracking_key
+from tracking.ingest import log_limited, rate_limit
+from tracking.models import TrackingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +42,6 @@ UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content
 PAGE_VIEW_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
-
-# A page-view id is remembered this long: a beacon replayed within it is stored once.
-REPLAY_WINDOW_SECONDS = 24 * 60 * 60
-# Per client address, fixed windows: generous for a company behind one NAT, tight for a flood.
-DEFAULT_RATE_LIMIT_HITS = 120
-DEFAULT_RATE_LIMIT_WINDOW_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -183,252 +170,29 @@ def is_refused_by_privacy(
 
 class Admission(enum.Enum):
     ACCEPTED = "accepted"
-    REPLAY = "replay"  # this page-view id was accepted before: answer as if stored
     LIMITED = "limited"  # over the per-address limit: drop quietly
 
 
-_redis_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+def admit_hit(*, client_address: str | None, scope: str = "hit") -> Admission:
+    """Per-address fixed-window rate limit for the endpoints that write at once: one round trip.
 
-
-def _redis_for(key: str) -> Any:
-    """The cache's own pooled Redis client, to send several commands in one round trip.
-
-    Django builds a new client object around its connection pool on every call, which costs
-    more than the round trip; one is kept per cache connection (Django's are per thread).
+    The same counters as the queued hits (``tracking.ingest.hit_accept``). The counter is
+    ``SET key 0 NX EX`` + ``INCR`` (Redis 6 has no ``EXPIRE … NX``). Redis being down must
+    neither stop tracking nor raise: every hit is then admitted.
     """
-    backend = getattr(cache, "_cache", None)  # django.core.cache.backends.redis.RedisCache
-    get_client = getattr(backend, "get_client", None)
-    if backend is None or not callable(get_client):
-        return None
-    client = _redis_clients.get(backend)
-    if client is None:
-        client = _redis_clients[backend] = get_client(key, write=True)
-    return client
-
-
-def admit_hit(
-    *, client_address: str | None, page_view_id: str | None = None, scope: str = "hit"
-) -> Admission:
-    """Per-address fixed-window rate limit and replay guard, in one Redis round trip.
-
-    The counter is ``SET key 0 NX EX`` + ``INCR`` (Redis 6 has no ``EXPIRE … NX``); the replay
-    guard is ``SET pvid 1 NX EX 1 day``. Redis being down must neither stop tracking nor raise:
-    every hit is then admitted (a rare duplicate is better than a lost page view).
-    """
-    limit = int(getattr(settings, "TRACKING_RATE_LIMIT_HITS", DEFAULT_RATE_LIMIT_HITS))
-    window = int(
-        getattr(settings, "TRACKING_RATE_LIMIT_WINDOW_SECONDS", DEFAULT_RATE_LIMIT_WINDOW_SECONDS)
-    )
-    rate_name = f"tracking:rate:{scope}:{client_address}:{int(time.time() // window)}"
-    replay_name = f"tracking:pvid:{page_view_id}" if page_view_id else None
-    count = 0
-    is_first = True
-    try:
-        client = _redis_for(cache.make_key(rate_name))
-        if client is not None:
-            pipeline = client.pipeline(transaction=False)
-            pipeline.set(cache.make_key(rate_name), 0, ex=window * 2, nx=True)
-            pipeline.incr(cache.make_key(rate_name))
-            if replay_name:
-                pipeline.set(cache.make_key(replay_name), 1, ex=REPLAY_WINDOW_SECONDS, nx=True)
-            results = pipeline.execute()
-            count = int(results[1])
-            is_first = bool(results[2]) if replay_name else True
-        else:  # another cache backend: the same logic in more round trips
-            cache.add(rate_name, 0, timeout=window * 2)
-            count = cache.incr(rate_name)
-            if replay_name:
-                is_first = cache.add(replay_name, 1, timeout=REPLAY_WINDOW_SECONDS)
-    except ValueError:  # the counter expired between add and incr: a new window has begun
-        count = 1
-    except (redis.RedisError, OSError):
-        logger.warning("tracking rate limiter / replay guard unavailable; admitting the hit")
+    limit, window = rate_limit()
+    if limit <= 0 or not client_address:
         return Admission.ACCEPTED
-    if limit > 0 and client_address and count > limit:
-        if count == limit + 1 or (count - limit) % 1000 == 0:
-            logger.warning(
-                "tracking rate limit: %s sent %d hits in a %d s window (limit %d); "
-                "ignoring the rest",
-                client_address,
-                count,
-                window,
-                limit,
-            )
-        return Admission.LIMITED
-    return Admission.ACCEPTED if is_first else Admission.REPLAY
-
-
-def release_page_view_id(page_view_id: str) -> None:
-    """The page view could not be stored: let the script's retry (or a reload) count."""
+    key = tracking_key(f"rate:{scope}:{client_address}:{int(time.time() // window)}")
     try:
-        cache.delete(f"tracking:pvid:{page_view_id}")
+        pipeline = redis_client().pipeline(transaction=False)
+        pipeline.set(key, 0, ex=window * 2, nx=True)
+        pipeline.incr(key)
+        count = int(pipeline.execute()[1])
     except (redis.RedisError, OSError):
-        logger.warning("could not release page view id after a failed write")
-
-
-# --- recording --------------------------------------------------------------------------------
-
-
-def bot_reason(user_agent: str) -> str | None:
-    """Why this user agent is a bot ("crawler", "scanner"), or None for a person."""
-    return classify_user_agent(user_agent)
-
-
-@dataclass(frozen=True)
-class PageViewResult:
-    visitor_id: int
-    visitor_uuid: uuid.UUID
-    prospect_id: int | None
-    visit_id: int
-    is_new_visitor: bool
-    is_new_visit: bool
-
-
-def _touch_visitor(
-    *,
-    visitor_uuid: uuid.UUID,
-    now: datetime.datetime,
-    user_agent: str,
-    ip_address: str | None,
-    is_bot: bool,
-) -> tuple[int, int | None] | None:
-    """Count the hit on the cookie's visitor; (id, prospect_id), or None if it does not exist.
-
-    One statement that also locks the row until commit, so two beacons of one visitor at once
-    cannot both start a visit.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Visitor._meta.db_table} SET last_seen_at = %s, user_agent = %s, "  # noqa: S608
-            "ip_address = %s, is_bot = %s, page_view_count = page_view_count + 1 "
-            "WHERE uuid = %s RETURNING id, prospect_id",
-            [now, user_agent, ip_address, is_bot, visitor_uuid],
-        )
-        row = cursor.fetchone()
-    return (int(row[0]), row[1]) if row else None
-
-
-def _continue_visit(
-    *, visitor_id: int, now: datetime.datetime, gap: datetime.timedelta
-) -> int | None:
-    """Count the hit on the visitor's visit still open after ``gap``; its id, or None."""
-    table = Visit._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET last_activity_at = %s, page_view_count = page_view_count + 1 "  # noqa: S608
-            f"WHERE id = (SELECT id FROM {table} WHERE visitor_id = %s "
-            "AND last_activity_at >= %s ORDER BY last_activity_at DESC LIMIT 1) RETURNING id",
-            [now, visitor_id, now - gap],
-        )
-        row = cursor.fetchone()
-    return int(row[0]) if row else None
-
-
-@transaction.atomic
-def page_view_record(
-    *,
-    visitor_uuid: uuid.UUID | None,
-    page_view: PageViewInput,
-    user_agent: str,
-    ip_address: str | None,
-    tracking_settings: TrackingSettings,
-    now: datetime.datetime | None = None,
-) -> PageViewResult:
-    """Store one accepted page view: visitor, visit (new after the inactivity gap), activities.
-
-    A returning visitor costs three statements (visitor, visit, activity); a new one four.
-    """
-    now = now or timezone.now()
-    user_agent = clean_text(user_agent, MAX_USER_AGENT_LENGTH)
-    reason = bot_reason(user_agent)
-    is_bot = reason is not None
-
-    touched = None
-    if visitor_uuid is not None:
-        touched = _touch_visitor(
-            visitor_uuid=visitor_uuid,
-            now=now,
-            user_agent=user_agent,
-            ip_address=ip_address,
-            is_bot=is_bot,
-        )
-    visit_id = None
-    if touched is None:
-        visitor = Visitor.objects.create(
-            user_agent=user_agent, ip_address=ip_address, is_bot=is_bot, page_view_count=1
-        )
-        visitor_id, visitor_uuid, prospect_id = visitor.pk, visitor.uuid, None
-    else:
-        assert visitor_uuid is not None
-        visitor_id, prospect_id = touched
-        gap = datetime.timedelta(minutes=tracking_settings.session_gap_minutes)
-        visit_id = _continue_visit(visitor_id=visitor_id, now=now, gap=gap)
-
-    is_new_visit = visit_id is None
-    if visit_id is None:
-        visit = Visit.objects.create(
-            visitor_id=visitor_id,
-            prospect_id=prospect_id,
-            started_at=now,
-            last_activity_at=now,
-            landing_url=page_view.url,
-            referrer=page_view.referrer,
-            page_view_count=1,
-            **page_view.utm,
-        )
-        visit_id = visit.pk
-        visit_payload: dict[str, Any] = {"referrer": page_view.referrer, **page_view.utm}
-        if reason:
-            visit_payload["bot"] = reason
-        activity_record(
-            type=ActivityType.VISIT,
-            prospect_id=prospect_id,
-            visitor_id=visitor_id,
-            object_type="visit",
-            object_id=visit_id,
-            object_label=page_view.url,
-            payload=visit_payload,
-            is_bot=is_bot,
-            occurred_at=now,
-        )
-
-    payload: dict[str, Any] = {
-        "title": page_view.title,
-        "referrer": page_view.referrer,
-        "visit_id": visit_id,
-    }
-    if reason:
-        payload["bot"] = reason
-    activity_record(
-        type=ActivityType.PAGE_VIEW,
-        prospect_id=prospect_id,
-        visitor_id=visitor_id,
-        object_type="url",
-        object_label=page_view.url,
-        payload=payload,
-        is_bot=is_bot,
-        occurred_at=now,
-    )
-    return PageViewResult(
-        visitor_id=visitor_id,
-        visitor_uuid=visitor_uuid,
-        prospect_id=prospect_id,
-        visit_id=visit_id,
-        is_new_visitor=touched is None,
-        is_new_visit=is_new_visit,
-    )
-
-
-def visitor_for_identify(
-    *, visitor_uuid: uuid.UUID | None, user_agent: str, ip_address: str | None
-) -> tuple[Visitor, bool]:
-    """The cookie's visitor, or a new one if the site identifies before any page view."""
-    if visitor_uuid is not None:
-        visitor = Visitor.objects.filter(uuid=visitor_uuid).first()
-        if visitor is not None:
-            return visitor, False
-    user_agent = clean_text(user_agent, MAX_USER_AGENT_LENGTH)
-    visitor = Visitor.objects.create(
-        user_agent=user_agent, ip_address=ip_address, is_bot=bot_reason(user_agent) is not None
-    )
-    return visitor, True
+        logger.warning("tracking rate limiter unavailable; admitting the hit")
+        return Admission.ACCEPTED
+    if count > limit:
+        log_limited(client_address, count, limit, window)
+        return Admission.LIMITED
+    return Admission.ACCEPTED

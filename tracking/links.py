@@ -24,7 +24,6 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import SuspiciousFileOperation, ValidationError
@@ -37,12 +36,9 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 from django.utils.translation import gettext as _
 
-from mapp.health import redis_client
 from mapp.models import User
-from prospects.models import Prospect
-from tracking import bots
 from tracking.models import Activity, ActivityType, CustomRedirect, TrackedFile, Visitor
-from tracking.services import activity_record, visitor_identify
+from tracking.services import activity_record
 
 logger = logging.getLogger(__name__)
 
@@ -246,155 +242,15 @@ def tracked_link_url(
 # --- rate limiting -------------------------------------------------------------------------------
 
 
-def _count_in_window(key: str, window_seconds: int) -> int:
-    """Increment a counter that lives ``window_seconds`` from its first hit: one round trip."""
-    pipeline = redis_client().pipeline(transaction=False)
-    pipeline.set(key, 0, ex=window_seconds, nx=True)
-    pipeline.incr(key)
-    return int(pipeline.execute()[1])
-
-
 def is_rate_limited(*, scope: str, client_address: str | None) -> bool:
     """True once ``client_address`` passed the tracking limit for ``scope`` in this window.
 
-    The same per-address limiter as the page-view beacon (tracking.beacon.admit_hit): one
+    The same per-address counters as the queued hits (tracking.beacon.admit_hit): one
     Redis round trip, and hits are let through when Redis is unavailable.
     """
     from tracking.beacon import Admission, admit_hit
 
     return admit_hit(client_address=client_address, scope=scope) is Admission.LIMITED
-
-
-# --- email opens and clicks ----------------------------------------------------------------------
-
-
-def _prospect_exists(prospect_id: int) -> bool:
-    return Prospect.objects.filter(pk=prospect_id).exists()
-
-
-def email_open_record(
-    *, token: OpenToken, user_agent: str, ip: str | None, now: datetime.datetime | None = None
-) -> Activity | None:
-    """Record one fetch of the open pixel (every fetch: first-open-only is scoring's concern).
-
-    Machine opens (image proxies, Apple MPP, gateways prefetching on delivery) and crawlers are
-    stored with ``is_bot`` so consumers leave them out. None if the prospect no longer exists.
-    """
-    if not _prospect_exists(token.prospect_id):
-        return None
-    now = now or timezone.now()
-    seconds_since_sent = (now - token.sent_at).total_seconds() if token.sent_at else None
-    payload: dict[str, Any] = {}
-    machine = bots.machine_open_reason(user_agent, ip, seconds_since_sent=seconds_since_sent)
-    kind = None if machine else bots.classify_user_agent(user_agent)
-    if machine:
-        payload["machine"] = machine
-    elif kind:
-        payload["bot"] = kind
-    return activity_record(
-        type=ActivityType.EMAIL_OPENED,
-        prospect_id=token.prospect_id,
-        object_type="email",
-        object_id=token.email_id,
-        payload=payload,
-        is_bot=bool(machine or kind),
-    )
-
-
-def _seconds_since_delivery(token: ClickToken, now: datetime.datetime) -> float | None:
-    """From the token's send time, else from the email's sent / delivered activity, if any."""
-    sent_at = token.sent_at
-    if sent_at is None:
-        sent_at = (
-            Activity.objects.filter(
-                prospect_id=token.prospect_id,
-                type__in=[ActivityType.EMAIL_DELIVERED, ActivityType.EMAIL_SENT],
-                object_id=token.email_id,
-            )
-            .order_by("-occurred_at")
-            .values_list("occurred_at", flat=True)
-            .first()
-        )
-    return (now - sent_at).total_seconds() if sent_at else None
-
-
-def _recent_clicks(token: ClickToken) -> int:
-    """How many other clicks this recipient made on this email in the burst window.
-
-    The window opens with the first click (the key's lifetime), so a burst is never split by a
-    clock-aligned boundary.
-    """
-    key = f"mapp:links:clicks:{token.prospect_id}:{token.email_id}"
-    try:
-        return _count_in_window(key, bots.CLICK_BURST_WINDOW_SECONDS) - 1
-    except (redis.RedisError, OSError):
-        logger.warning("click burst counter unavailable; judging the click without it")
-        return 0
-
-
-@dataclass(frozen=True)
-class ClickResult:
-    activity: Activity | None
-    visitor: Visitor | None
-    set_cookie: bool  # a new visitor: the caller sets the cookie
-    bot_reason: str | None
-
-
-def email_click_record(
-    *,
-    token: ClickToken,
-    visitor: Visitor | None,
-    user_agent: str,
-    ip: str | None,
-    now: datetime.datetime | None = None,
-) -> ClickResult:
-    """Record a click; a person's click also identifies their browser as the prospect.
-
-    ``visitor`` is the browser's cookie visitor, if any. A scanner's click is stored with
-    ``is_bot`` and identifies nobody. A browser already identified as *another* prospect (a
-    forwarded email, a shared computer) gets a new visitor, so the other prospect's history stays
-    theirs.
-    """
-    now = now or timezone.now()
-    if not _prospect_exists(token.prospect_id):
-        return ClickResult(activity=None, visitor=None, set_cookie=False, bot_reason=None)
-    bot_reason = bots.is_scanner_click(
-        user_agent=user_agent,
-        seconds_since_delivery=_seconds_since_delivery(token, now),
-        clicks_in_last_seconds=_recent_clicks(token),
-    )
-    payload: dict[str, Any] = {"email_id": token.email_id}
-    object_id = link_object_id(token.url, token.link_id)
-    if bot_reason is not None:
-        payload["bot"] = bot_reason
-        activity = activity_record(
-            type=ActivityType.EMAIL_CLICKED,
-            prospect_id=token.prospect_id,
-            object_type="link",
-            object_id=object_id,
-            object_label=token.url,
-            payload=payload,
-            is_bot=True,
-        )
-        return ClickResult(activity=activity, visitor=None, set_cookie=False, bot_reason=bot_reason)
-    with transaction.atomic():
-        set_cookie = False
-        if visitor is None or (
-            visitor.prospect_id is not None and visitor.prospect_id != token.prospect_id
-        ):
-            visitor = Visitor.objects.create(user_agent=user_agent[:500], ip_address=ip)
-            set_cookie = True
-        visitor_identify(visitor=visitor, prospect_id=token.prospect_id, source="email_click")
-        activity = activity_record(
-            type=ActivityType.EMAIL_CLICKED,
-            prospect_id=token.prospect_id,
-            visitor_id=visitor.pk,
-            object_type="link",
-            object_id=object_id,
-            object_label=token.url,
-            payload=payload,
-        )
-    return ClickResult(activity=activity, visitor=visitor, set_cookie=set_cookie, bot_reason=None)
 
 
 # --- custom redirects ----------------------------------------------------------------------------

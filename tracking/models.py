@@ -267,3 +267,24 @@ class TrackedFile(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class HitQueueCursor(models.Model):
+    """The last tracking hit stored from a Redis hit queue, written in the storing transaction.
+
+    The drain task stores a batch from the head of the queue, then trims it. If the worker dies
+    between the commit and the trim, the next drain finds this hit near the head and skips
+    everything up to it: a batch is never stored twice (see ``tracking.ingest``).
+    """
+
+    queue = models.CharField(_("queue"), max_length=100, primary_key=True)
+    last_hit = models.TextField(_("last stored hit"))
+    stored_count = models.PositiveBigIntegerField(_("hits stored"), default=0)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("tracking hit queue")
+        verbose_name_plural = _("tracking hit queues")
+
+    def __str__(self) -> str:
+        return self.queue

@@ -79,6 +79,23 @@ def activity_record(
     return activity
 
 
+def activities_record_many(activities: Sequence[Activity]) -> list[Activity]:
+    """Record unsaved activities in one INSERT (the tracking drain's batches); same rules."""
+    now = timezone.now()
+    for activity in activities:
+        if activity.type not in ActivityType.values:
+            raise ValueError(f"unknown activity type {activity.type!r}")
+        if activity.occurred_at is None or abs(activity.occurred_at - now) > MAX_CLOCK_SKEW:
+            activity.occurred_at = now
+        activity.object_type = activity.object_type[:40]
+        activity.object_id = str(activity.object_id)[:64]
+        activity.object_label = activity.object_label[:2000]
+        activity.payload = _clean_payload(activity.payload)
+    created = Activity.objects.bulk_create(activities)
+    schedule_delivery([activity.pk for activity in created])
+    return created
+
+
 def schedule_delivery(activity_ids: Sequence[int]) -> None:
     """After commit: queue the ids and make sure a delivery task is on its way."""
     ids = [int(activity_id) for activity_id in activity_ids]

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
-from tracking import services
+from tracking import ingest, services
 from tracking.partitions import ensure_partitions
 
 
@@ -33,3 +34,18 @@ def ensure_activity_partitions() -> list[str]:
 @shared_task(name="tracking.retention")
 def retention() -> dict[str, int]:
     return services.retention_run()
+
+
+@shared_task(
+    name="tracking.drain_hits",
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=None,
+)
+def drain_hits() -> dict[str, int]:
+    """Store queued tracking hits (see tracking.ingest); hand over to a new task if more wait."""
+    result = ingest.hits_drain()
+    if result.more:
+        drain_hits.apply_async(countdown=0 if result.hits else ingest.KICK_SECONDS)
+    return {"hits": result.hits, "activities": result.activities, "dead": result.dead}

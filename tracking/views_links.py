@@ -10,6 +10,10 @@ not recorded.
 
 from __future__ import annotations
 
+import logging
+import uuid
+
+from django.db import DatabaseError
 from django.http import (
     FileResponse,
     HttpRequest,
@@ -23,15 +27,17 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
 from mapp.access import public
-from tracking import bots, links
+from tracking import bots, ingest, links
 from tracking.models import CustomRedirect, TrackedFile, Visitor
 from tracking.visitor_cookie import (
     get_or_create_visitor,
-    read_visitor,
     request_ip,
     set_visitor_cookie,
+    set_visitor_cookie_uuid,
+    visitor_uuid_from_request,
 )
 
+logger = logging.getLogger(__name__)
 TRANSPARENT_GIF = (
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
     b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
@@ -88,15 +94,26 @@ def _redirect(url: str) -> HttpResponseBase:
 @csrf_exempt
 @require_safe
 def open_pixel(request: HttpRequest, token: str) -> HttpResponseBase:
-    """``/t/o/<token>.gif``: record an open, answer a transparent 1×1 GIF that is never cached."""
+    """``/t/o/<token>.gif``: queue the open, answer a transparent 1×1 GIF that is never cached.
+
+    The GIF is answered even when the open cannot be recorded: a mail client shows no error.
+    """
     parsed = links.open_token_load(token)
     if parsed is None:
         return _no_cache(HttpResponse(status=404))
-    address = request_ip(request)
-    if request.method == "GET" and not links.is_rate_limited(
-        scope="email_open", client_address=address
-    ):
-        links.email_open_record(token=parsed, user_agent=_user_agent(request), ip=address)
+    if request.method == "GET":
+        address = request_ip(request)
+        hit = ingest.open_hit(
+            prospect_id=parsed.prospect_id,
+            email_id=parsed.email_id,
+            sent_at=parsed.sent_at,
+            user_agent=_user_agent(request),
+            ip=address,
+        )
+        try:
+            ingest.hit_accept(hit, client_address=address, scope="email_open")
+        except DatabaseError:
+            logger.exception("an email open could not be queued nor stored")
     return _pixel()
 
 
@@ -104,24 +121,46 @@ def open_pixel(request: HttpRequest, token: str) -> HttpResponseBase:
 @csrf_exempt
 @require_safe
 def click(request: HttpRequest, token: str) -> HttpResponseBase:
-    """``/t/c/<token>``: record the click, identify a person's browser, go to the signed URL."""
+    """``/t/c/<token>``: queue the click, go to the signed URL.
+
+    A person's click identifies their browser as the recipient (tracking.ingest); the cookie
+    is set here, with a fresh uuid for a browser that has none.
+    """
     parsed = links.click_token_load(token)
     if parsed is None:
         return _message_page(request, _("This link is invalid or has been altered."), status=400)
     if request.method != "GET":
         return _redirect(parsed.url)
     address = request_ip(request)
-    if links.is_rate_limited(scope="email_click", client_address=address):
-        return _too_many(request)
-    result = links.email_click_record(
-        token=parsed,
-        visitor=read_visitor(request),
+    cookie_uuid = visitor_uuid_from_request(request)
+    visitor_uuid = cookie_uuid or uuid.uuid4()
+    hit = ingest.click_hit(
+        prospect_id=parsed.prospect_id,
+        email_id=parsed.email_id,
+        url=parsed.url,
+        link_id=parsed.link_id,
+        sent_at=parsed.sent_at,
+        visitor_uuid=visitor_uuid,
         user_agent=_user_agent(request),
         ip=address,
     )
+    try:
+        accepted = ingest.hit_accept(
+            hit,
+            client_address=address,
+            scope="email_click",
+            burst_key=ingest.key(f"clicks:{parsed.prospect_id}:{parsed.email_id}"),
+            burst_seconds=bots.CLICK_BURST_WINDOW_SECONDS,
+        )
+    except DatabaseError:
+        # Neither queued nor stored: the reader still gets where the link goes.
+        logger.exception("an email click could not be queued nor stored")
+        return _redirect(parsed.url)
+    if accepted.admission is ingest.Admission.LIMITED:
+        return _too_many(request)
     response = _redirect(parsed.url)
-    if result.visitor is not None:
-        set_visitor_cookie(response, result.visitor, secure=request.is_secure())
+    if cookie_uuid is None:
+        set_visitor_cookie_uuid(response, visitor_uuid, secure=request.is_secure())
     return response
 
 

@@ -29,6 +29,7 @@ Every answer is fast and quiet: a recorded page view gets a 1×1 GIF (200); anyt
 from __future__ import annotations
 
 import json
+import uuid
 
 from django.contrib.staticfiles import finders
 from django.core.handlers.wsgi import get_bytes_from_wsgi
@@ -40,11 +41,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from mapp.access import public
 from prospects.models import Prospect
-from tracking import beacon
+from tracking import beacon, ingest
 from tracking.identity import IdentifyTokenError, prospect_id_from_identify_token
-from tracking.models import Visitor
 from tracking.services import visitor_identify
-from tracking.visitor_cookie import request_ip, set_visitor_cookie, visitor_uuid_from_request
+from tracking.visitor_cookie import (
+    request_ip,
+    set_visitor_cookie,
+    set_visitor_cookie_uuid,
+    visitor_uuid_from_request,
+)
 
 SCRIPT_PATH = "tracking/mapp.js"
 SCRIPT_MAX_AGE_SECONDS = 60 * 60
@@ -110,11 +115,25 @@ def config(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def _service_unavailable() -> HttpResponse:
+    response = HttpResponse(
+        _("Tracking is unavailable for a moment. Please try again."),
+        status=503,
+        content_type="text/plain; charset=utf-8",
+    )
+    response["Retry-After"] = "10"
+    return response
+
+
 @public
 @csrf_exempt
 @require_GET
 def page_view(request: HttpRequest) -> HttpResponse:
-    """The page-view beacon: a GIF when stored (or already stored), a quiet 204 otherwise."""
+    """The page-view beacon: a GIF when queued (or already queued), a quiet 204 otherwise.
+
+    The visitor's uuid is the cookie's, or a fresh one set on this answer: the drain creates
+    the visitor with it (tracking.ingest).
+    """
     parameters = _query_parameters(request)
     parsed = beacon.parse_page_view(parameters) if parameters is not None else None
     if parsed is None:
@@ -127,29 +146,27 @@ def page_view(request: HttpRequest) -> HttpResponse:
     ):
         return _quiet()
     address = request_ip(request)
-    admission = beacon.admit_hit(client_address=address, page_view_id=parsed.page_view_id)
-    if admission is beacon.Admission.LIMITED:
-        return _quiet()
-    if admission is beacon.Admission.REPLAY:
-        return _pixel()  # the first copy was stored; this one changes nothing
+    visitor_uuid = visitor_uuid_from_request(request) or uuid.uuid4()
+    hit = ingest.page_view_hit(
+        visitor_uuid=visitor_uuid,
+        url=parsed.url,
+        title=parsed.title,
+        referrer=parsed.referrer,
+        utm=parsed.utm,
+        user_agent=beacon.clean_text(request.headers.get("User-Agent", ""), 500),
+        ip=address,
+    )
     try:
-        result = beacon.page_view_record(
-            visitor_uuid=visitor_uuid_from_request(request),
-            page_view=parsed,
-            user_agent=request.headers.get("User-Agent", ""),
-            ip_address=address,
-            tracking_settings=tracking_settings,
+        accepted = ingest.hit_accept(
+            hit, client_address=address, scope="hit", page_view_id=parsed.page_view_id
         )
     except DatabaseError:
-        beacon.release_page_view_id(parsed.page_view_id)
-        raise
+        return _service_unavailable()
+    if accepted.admission is ingest.Admission.LIMITED:
+        return _quiet()
     response = _pixel()
     # Refreshed on every hit: the two years count from the last visit.
-    set_visitor_cookie(
-        response,
-        Visitor(pk=result.visitor_id, uuid=result.visitor_uuid),
-        secure=request.is_secure(),
-    )
+    set_visitor_cookie_uuid(response, visitor_uuid, secure=request.is_secure())
     return response
 
 
@@ -188,10 +205,10 @@ def identify(request: HttpRequest) -> HttpResponse:
         do_not_track=parameters.get("dnt") == "1" or _header_do_not_track(request),
     ):
         return _quiet()
-    visitor, _created = beacon.visitor_for_identify(
+    visitor, _created = ingest.visitor_for_cookie(
         visitor_uuid=visitor_uuid_from_request(request),
-        user_agent=request.headers.get("User-Agent", ""),
-        ip_address=address,
+        user_agent=beacon.clean_text(request.headers.get("User-Agent", ""), 500),
+        ip=address,
     )
     visitor_identify(visitor=visitor, prospect_id=prospect_id, source="site")
     response = _pixel()

@@ -15,6 +15,7 @@ from django.core import signing
 from django.http import HttpRequest, HttpResponseBase
 
 from mapp.services import client_ip
+from tracking.ingest import visitor_for_cookie
 from tracking.models import Visitor
 
 COOKIE_NAME = "mapp_vid"
@@ -26,6 +27,20 @@ MAX_COOKIE_LENGTH = 200
 
 def visitor_cookie_value(visitor: Visitor) -> str:
     return signing.dumps(str(visitor.uuid), salt=COOKIE_SALT)
+
+
+def set_visitor_cookie_uuid(
+    response: HttpResponseBase, visitor_uuid: uuid.UUID, *, secure: bool
+) -> None:
+    """Attach (or refresh) the cookie for a uuid whose visitor row may not exist yet."""
+    response.set_cookie(
+        COOKIE_NAME,
+        signing.dumps(str(visitor_uuid), salt=COOKIE_SALT),
+        max_age=COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="Lax",
+        secure=secure,
+    )
 
 
 def visitor_uuid_from_cookie(value: str | None) -> uuid.UUID | None:
@@ -60,14 +75,7 @@ def read_visitor(request: HttpRequest) -> Visitor | None:
 
 def set_visitor_cookie(response: HttpResponseBase, visitor: Visitor, *, secure: bool) -> None:
     """Attach (or refresh) the visitor cookie: HttpOnly, SameSite=Lax, two years."""
-    response.set_cookie(
-        COOKIE_NAME,
-        visitor_cookie_value(visitor),
-        max_age=COOKIE_MAX_AGE,
-        httponly=True,
-        samesite="Lax",
-        secure=secure,
-    )
+    set_visitor_cookie_uuid(response, visitor.uuid, secure=secure)
 
 
 def request_ip(request: HttpRequest) -> str | None:
@@ -82,12 +90,10 @@ def request_ip(request: HttpRequest) -> str | None:
 
 
 def get_or_create_visitor(request: HttpRequest) -> tuple[Visitor, bool]:
-    """The request's visitor, or a new one (``created`` True: the caller sets the cookie)."""
-    visitor = read_visitor(request)
-    if visitor is not None:
-        return visitor, False
-    visitor = Visitor.objects.create(
-        user_agent=request.headers.get("User-Agent", "")[:500],
-        ip_address=request_ip(request),
+    """The request's visitor (made with the cookie's uuid if its hits wait in the queue), or a
+    new one (``created`` True: the caller sets the cookie)."""
+    return visitor_for_cookie(
+        visitor_uuid=visitor_uuid_from_request(request),
+        user_agent=request.headers.get("User-Agent", ""),
+        ip=request_ip(request),
     )
-    return visitor, True

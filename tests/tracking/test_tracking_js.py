@@ -18,12 +18,20 @@ from django.utils import timezone
 
 from prospects.models import Prospect
 from tests.factories import ProspectFactory
+from tests.tracking_queue import DrainingClient
 from tracking import beacon as beacon_module
 from tracking.identity import identify_token_for
 from tracking.models import Activity, ActivityType, TrackingSettings, Visit, Visitor
 from tracking.visitor_cookie import COOKIE_NAME, visitor_uuid_from_cookie
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def client() -> Client:
+    """Hits are queued; this client stores them after each request, as the drain task would."""
+    return DrainingClient()
+
 
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -34,11 +42,7 @@ GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.
 
 @pytest.fixture(autouse=True)
 def own_cache_namespace(settings: Any) -> Iterator[None]:
-    """Rate-limit counters and replay ids live in Redis: each test gets its own key space, so
-    neither earlier tests nor parallel runs on the same Redis count against it."""
-    caches = {name: dict(config) for name, config in settings.CACHES.items()}
-    caches["default"]["KEY_PREFIX"] = f"test-tjs-{uuid.uuid4().hex}"
-    settings.CACHES = caches
+    """(Redis keys are per test: tests/conftest.py own_tracking_keys.)"""
     # Tests change the settings row directly: read it on every hit.
     settings.TRACKING_SETTINGS_CACHE_SECONDS = 0
     yield
@@ -210,7 +214,7 @@ def test_a_garbage_cookie_is_a_new_visitor_without_error(client: Client) -> None
 def test_a_forged_cookie_is_ignored(client: Client) -> None:
     beacon(client, url="https://www.example.jp/")
     victim = Visitor.objects.get()
-    attacker = Client()
+    attacker = DrainingClient()
     # The victim's uuid, signed with the wrong salt / key: it must not reach the victim's history.
     attacker.cookies[COOKIE_NAME] = signing.dumps(str(victim.uuid), salt="mapp.other")
     beacon(attacker, url="https://www.example.jp/forged")
@@ -288,7 +292,7 @@ def test_a_replayed_beacon_is_stored_once(client: Client) -> None:
 
     first = client.get("/t/pv?" + urlencode(params))
     second = client.get("/t/pv?" + urlencode(params))
-    third = Client().get("/t/pv?" + urlencode(params))
+    third = DrainingClient().get("/t/pv?" + urlencode(params))
 
     assert first.status_code == second.status_code == third.status_code == 200
     assert len(page_views()) == 1

@@ -20,12 +20,20 @@ from mapp.models import Level, Module, ProspectScope, Role, User
 from prospects.models import Prospect
 from tests.conftest import client_for
 from tests.factories import ProspectFactory, make_user
+from tests.tracking_queue import DrainingClient
 from tracking.forms import normalize_tracker_domain
 from tracking.models import Activity, ActivityType, TrackerDomain, TrackingSettings, Visitor
 from tracking.services import activity_record, visitor_identify
 from tracking.timeline import timeline_entries
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def client() -> Client:
+    """Hits are queued; this client stores them after each request, as the drain task would."""
+    return DrainingClient()
+
 
 SCRIPT_AGENT = "<script>alert('ua')</script> Mozilla/5.0"
 SCRIPT_TITLE = "<script>alert('title')</script>"
@@ -34,9 +42,6 @@ SCRIPT_REFERRER = "https://evil.example/?q=<script>alert('ref')</script>"
 
 @pytest.fixture(autouse=True)
 def own_cache_namespace(settings: Any) -> Iterator[None]:
-    caches = {name: dict(config) for name, config in settings.CACHES.items()}
-    caches["default"]["KEY_PREFIX"] = f"test-tjs-{uuid.uuid4().hex}"
-    settings.CACHES = caches
     # Tests change the settings row directly: read it on every hit.
     settings.TRACKING_SETTINGS_CACHE_SECONDS = 0
     yield
@@ -58,7 +63,7 @@ def _visitor(**fields: Any) -> Visitor:
 def test_visitor_pages_escape_script_from_the_user_agent_title_and_referrer(
     marketer: User,
 ) -> None:
-    browser = Client()
+    browser = DrainingClient()
     _visit(
         browser,
         "https://www.example.jp/<script>alert('url')</script>",
@@ -209,7 +214,7 @@ def test_the_list_pages_by_keyset_with_a_constant_number_of_queries(marketer: Us
 
 
 def test_the_visitor_page_shows_visits_and_activities(marketer: User) -> None:
-    browser = Client()
+    browser = DrainingClient()
     _visit(browser, "https://www.example.jp/?utm_source=mail&utm_campaign=spring", title="トップ")
     _visit(browser, "https://www.example.jp/price", title="料金")
     visitor = Visitor.objects.get()
@@ -359,7 +364,7 @@ def test_tracker_domains_are_added_made_primary_and_removed(
 
 def test_the_prospect_page_shows_page_views_escaped(marketer: User) -> None:
     prospect: Prospect = ProspectFactory.create()
-    browser = Client()
+    browser = DrainingClient()
     _visit(browser, "https://www.example.jp/seminar", title=SCRIPT_TITLE)
     visitor_identify(visitor=Visitor.objects.get(), prospect_id=prospect.pk, source="test")
 
