@@ -8,3 +8,8 @@ class EmailsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "emails"
     verbose_name = _("Emails")
+
+    def ready(self) -> None:
+        from emails.actions import register_actions
+
+        register_actions()

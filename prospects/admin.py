@@ -11,7 +11,9 @@ from django.utils.translation import gettext_lazy as _
 from mapp.access import sees_all_prospects
 from mapp.admin_site import GuardedModelAdmin, ReadOnlyGuardedModelAdmin
 from mapp.models import Module
+from prospects.actions import action_label
 from prospects.models import (
+    ActionRun,
     AssignmentGroup,
     ClassificationRule,
     Company,
@@ -221,3 +223,22 @@ class ExportJobAdmin(ReadOnlyGuardedModelAdmin):
     list_display = ("pk", "status", "encoding", "total_rows", "created_at")
     list_filter = ("status", "encoding", "created_at")
     search_fields = ("created_by__email",)
+
+
+@admin.register(ActionRun)
+class ActionRunAdmin(ReadOnlyGuardedModelAdmin):
+    """The record of what automations did to prospects: written by prospects.actions only."""
+
+    access_module = Module.PROSPECTS
+    list_display = ("created_at", "action_name", "prospect", "cause_type", "cause_label", "status")
+    list_filter = ("status", "action", "cause_type", "created_at")
+    search_fields = ("prospect__email", "cause_label", "cause_id", "message", "idempotency_key")
+    raw_id_fields = ("prospect",)
+    list_select_related = ("prospect",)
+
+    @admin.display(description=_("action"), ordering="action")
+    def action_name(self, run: ActionRun) -> str:
+        return action_label(run.action)
+
+    def scope_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return _scoped(request, queryset, "prospect__assigned_user")

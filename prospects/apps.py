@@ -13,6 +13,9 @@ class ProspectsConfig(AppConfig):
         from prospects.criteria.subjects import register_default_subjects
 
         register_default_subjects()
+        from prospects.actions.defaults import register_default_actions
+
+        register_default_actions()
         from mapp.assignments import AssignedObjectKind, register_assigned_object_kind
         from mapp.dashboard import DashboardCard, register_dashboard_card
         from mapp.models import Module

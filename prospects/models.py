@@ -611,3 +611,60 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.pk}"
+
+
+class ActionRunStatus(models.TextChoices):
+    OK = "ok", _("Done")
+    SKIPPED = "skipped", _("Skipped")
+    FAILED = "failed", _("Failed")
+
+
+class ActionRun(models.Model):
+    """One run of a catalogue action on a prospect (prospects.actions), and why it happened.
+
+    ``idempotency_key`` (unique when not empty) is how a retried job finds the run it already
+    made instead of acting twice; ``message`` is stored rendered, in the language of the run.
+    """
+
+    action = models.CharField(_("action"), max_length=60, db_index=True)
+    config = models.JSONField(_("settings"), default=dict, blank=True)
+    prospect = models.ForeignKey(
+        Prospect,
+        verbose_name=_("prospect"),
+        on_delete=models.CASCADE,
+        related_name="action_runs",
+    )
+    cause_type = models.CharField(_("cause"), max_length=40)
+    cause_id = models.CharField(_("cause id"), max_length=64, blank=True)
+    cause_label = models.CharField(_("cause description"), max_length=255, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("started by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    status = models.CharField(_("status"), max_length=10, choices=ActionRunStatus.choices)
+    message = models.CharField(_("message"), max_length=500, blank=True)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("run at"), auto_now_add=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["-created_at", "-id"]
+        verbose_name = _("action run")
+        verbose_name_plural = _("action runs")
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="action_run_idempotency_unique",
+            ),
+        ]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(fields=["prospect", "-created_at"], name="action_run_prospect_idx"),
+            models.Index(fields=["cause_type", "cause_id"], name="action_run_cause_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} → {self.prospect_id} ({self.status})"
