@@ -1,10 +1,13 @@
-"""The app's URLs plus the benchmark's baseline: a no-op Django view behind the same middleware."""
+"""The app's URLs plus the benchmark's baselines: a no-op Django view behind the app's middleware
+(``/bench/noop``, the issue's baseline), and the same no-op on the tracking fast path
+(``/t/bench-noop``, tracking/fastpath.py), to show what the tracking code itself costs."""
 
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
 from mapp.access import public
 from mapp.urls import urlpatterns as app_urlpatterns
+from tracking.fastpath import fast_path
 from tracking.views_tracking import TRANSPARENT_GIF
 
 
@@ -14,4 +17,14 @@ def noop(request: HttpRequest) -> HttpResponse:
     return HttpResponse(TRANSPARENT_GIF, content_type="image/gif")
 
 
-urlpatterns = [path("bench/noop", noop, name="bench_noop"), *app_urlpatterns]
+@fast_path(200)
+@public
+def fast_noop(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(TRANSPARENT_GIF, content_type="image/gif")
+
+
+urlpatterns = [
+    path("bench/noop", noop, name="bench_noop"),
+    path("t/bench-noop", fast_noop, name="bench_fast_noop"),
+    *app_urlpatterns,
+]

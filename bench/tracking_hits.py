@@ -253,14 +253,22 @@ class PageViewPlayer:
 
 
 class NoopPlayer:
+    path = "/bench/noop"
+
     def request(self, host: str) -> bytes:
         return (
-            f"GET /bench/noop HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n"
+            f"GET {self.path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n"
             "Accept: image/*\r\n\r\n"
         ).encode()
 
     def remember(self, cookie: str | None) -> None:
         pass
+
+
+class FastNoopPlayer(NoopPlayer):
+    """The same no-op, routed like the tracking endpoints (tracking/fastpath.py)."""
+
+    path = "/t/bench-noop"
 
 
 async def _connection(
@@ -477,6 +485,11 @@ def _run(arguments: argparse.Namespace) -> int:
         noop = run(
             "no-op Django view", lambda: [NoopPlayer() for _ in range(connections)], arguments.hits
         )
+        fast_noop = run(
+            "no-op on the fast path",
+            lambda: [FastNoopPlayer() for _ in range(connections)],
+            arguments.hits,
+        )
         page_view = run("page-view beacon", lambda: page_view_players("run"), arguments.hits)
         link_prospect_id, email_open, email_click = _email_link_phases(
             run, run_id, connections, arguments.hits
@@ -521,6 +534,7 @@ def _run(arguments: argparse.Namespace) -> int:
     )
     print(f"  {'':<24} {'hits/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'200':>9} {'other':>7}")
     print(_phase_row(noop))
+    print(_phase_row(fast_noop))
     print(_phase_row(page_view))
     print()
     print(
@@ -530,6 +544,11 @@ def _run(arguments: argparse.Namespace) -> int:
     print(
         f"  page view / no-op       {ratio:9.0%}   target ≥ {TARGET_RATIO:.0%}"
         f"      {_verdict(ratio >= TARGET_RATIO)}"
+    )
+    fast_ratio = page_view.rate / fast_noop.rate if fast_noop.rate else 0.0
+    print(
+        f"  page view / fast no-op  {fast_ratio:9.0%}   (what the beacon's own work costs; "
+        "for information)"
     )
     print(
         f"  page view p99           {p99:7.1f} ms   target < {TARGET_P99_MS:g} ms"

@@ -71,7 +71,7 @@ from tracking.models import (
     Visit,
     Visitor,
 )
-from tracking.services import activities_record_many, visitor_identify
+from tracking.services import activities_record_many, visitors_identify
 
 logger = logging.getLogger(__name__)
 
@@ -452,6 +452,7 @@ def _store_page_views(
         .distinct("visitor_id")
     }
     continued: dict[int, Visit] = {}
+    added_views: dict[int, int] = defaultdict(int)
     new_visits: list[Visit] = []
     assignments: list[tuple[dict[str, Any], _VisitorRow, Visit, bool]] = []
     for hit, visitor_uuid, moment in prepared:
@@ -481,11 +482,14 @@ def _store_page_views(
             visit.page_view_count += 1
             if visit.pk is not None:
                 continued[visit.pk] = visit
+                added_views[visit.pk] += 1
         assignments.append((hit, visitor, visit, is_new))
 
     Visit.objects.bulk_create(new_visits)
     if continued:
-        Visit.objects.bulk_update(list(continued.values()), ["last_activity_at", "page_view_count"])
+        _visits_continue(
+            [(pk, visit.last_activity_at, added_views[pk]) for pk, visit in continued.items()]
+        )
 
     activities: list[Activity] = []
     for hit, visitor, visit, is_new in assignments:
@@ -530,6 +534,20 @@ def _store_page_views(
             )
         )
     return activities
+
+
+def _visits_continue(rows: list[tuple[int, datetime.datetime, int]]) -> None:
+    """Count page views on visits that went on, in one statement (increments, not values)."""
+    table = Visit._meta.db_table
+    values = ", ".join(["(%s::bigint, %s::timestamptz, %s::integer)"] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS v SET "  # noqa: S608
+            "last_activity_at = GREATEST(v.last_activity_at, t.last_activity_at), "
+            "page_view_count = v.page_view_count + t.added "
+            f"FROM (VALUES {values}) AS t(id, last_activity_at, added) WHERE v.id = t.id",
+            [value for row in rows for value in row],
+        )
 
 
 _UTM_FIELDS = frozenset({"utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"})
@@ -631,22 +649,22 @@ def _store_clicks(
             views=0,
         )
     visitors = _visitors_upsert(visitor_data)
+    identify: list[tuple[int, int]] = []
     for hit, visitor_uuid, moment in people:
         visitor = visitors[visitor_uuid]
         prospect_id = hit["p"]
         visitor_id: int | None = visitor.id
-        if visitor.prospect_id is None or visitor.prospect_id == prospect_id:
-            visitor_identify(
-                visitor=Visitor(pk=visitor.id), prospect_id=prospect_id, source="email_click"
-            )
-            visitor.prospect_id = prospect_id
-        else:
+        if visitor.prospect_id is None:
+            identify.append((visitor.id, prospect_id))
+            visitor.prospect_id = prospect_id  # a later click in this batch sees it
+        elif visitor.prospect_id != prospect_id:
             visitor_id = None
         activities.append(
             _click_activity(
-                hit, moment, visitor_id=visitor_id, bot=None, other_browser=not visitor_id
+                hit, moment, visitor_id=visitor_id, bot=None, other_browser=visitor_id is None
             )
         )
+    visitors_identify(identify, source="email_click")
     return activities
 
 

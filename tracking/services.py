@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -201,33 +202,73 @@ def visitor_identify(*, visitor: Visitor, prospect_id: int, source: str = "") ->
     Returns how many activities moved. Idempotent: identifying again moves nothing new. One
     prospect may have several visitors (devices); a visitor belongs to one prospect at a time.
     """
-    visitor = Visitor.objects.select_for_update().get(pk=visitor.pk)
+    # The row lock orders two identifications of one browser (two tabs submitting at once).
+    Visitor.objects.select_for_update().filter(pk=visitor.pk).values_list("pk").first()
+    return visitors_identify([(visitor.pk, prospect_id)], source=source)
+
+
+def visitors_identify(pairs: Sequence[tuple[int, int]], *, source: str = "") -> int:
+    """Identify many (visitor id, prospect id) pairs in a few statements (the tracking drain).
+
+    The same rules as :func:`visitor_identify`; callers hold the visitors' row locks (the drain
+    does: it has just upserted them). Only anonymous history moves: a shared browser once
+    identified as someone else keeps that person's history with them. Returns how many
+    activities moved.
+    """
+    targets: dict[int, int] = {}
+    for visitor_id, prospect_id in pairs:
+        targets.setdefault(int(visitor_id), int(prospect_id))
+    if not targets:
+        return 0
+    values = ", ".join(["(%s::bigint, %s::bigint)"] * len(targets))
+    params: list[Any] = [number for pair in targets.items() for number in pair]
+    activity_table = Activity._meta.db_table
+    visit_table = Visit._meta.db_table
+    visitor_table = Visitor._meta.db_table
     now = timezone.now()
-    # Only anonymous history moves: a shared browser once identified as someone else keeps
-    # that person's history with them.
-    moved_ids = list(
-        Activity.objects.filter(visitor_id=visitor.pk, prospect_id__isnull=True).values_list(
-            "pk", flat=True
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {activity_table} AS a SET prospect_id = t.prospect_id "  # noqa: S608
+            f"FROM (VALUES {values}) AS t(visitor_id, prospect_id) "
+            "WHERE a.visitor_id = t.visitor_id AND a.prospect_id IS NULL "
+            "RETURNING a.id, a.visitor_id",
+            params,
         )
+        moved = cursor.fetchall()
+        if moved:
+            cursor.execute(
+                f"UPDATE {visit_table} AS v SET prospect_id = t.prospect_id "  # noqa: S608
+                f"FROM (VALUES {values}) AS t(visitor_id, prospect_id) "
+                "WHERE v.visitor_id = t.visitor_id AND v.prospect_id IS NULL",
+                params,
+            )
+        cursor.execute(
+            f"UPDATE {visitor_table} AS v SET prospect_id = t.prospect_id, "  # noqa: S608
+            f"identified_at = %s FROM (VALUES {values}) AS t(visitor_id, prospect_id) "
+            "WHERE v.id = t.visitor_id AND v.prospect_id IS DISTINCT FROM t.prospect_id "
+            "RETURNING v.id, t.prospect_id",
+            [now, *params],
+        )
+        newly_identified = cursor.fetchall()
+    moved_per_visitor: dict[int, int] = defaultdict(int)
+    for _activity_id, visitor_id in moved:
+        moved_per_visitor[visitor_id] += 1
+    activities_record_many(
+        [
+            Activity(
+                type=ActivityType.IDENTIFIED,
+                prospect_id=prospect_id,
+                visitor_id=visitor_id,
+                object_type="visitor",
+                object_id=str(visitor_id),
+                payload={"source": source, "moved": moved_per_visitor[visitor_id]},
+                occurred_at=now,
+            )
+            for visitor_id, prospect_id in newly_identified
+        ]
     )
-    if moved_ids:
-        Activity.objects.filter(pk__in=moved_ids).update(prospect_id=prospect_id)
-        Visit.objects.filter(visitor=visitor, prospect__isnull=True).update(prospect_id=prospect_id)
-    first_time = visitor.prospect_id != prospect_id
-    if first_time:
-        visitor.prospect_id = prospect_id
-        visitor.identified_at = now
-        visitor.save(update_fields=["prospect", "identified_at"])
-        activity_record(
-            type=ActivityType.IDENTIFIED,
-            prospect_id=prospect_id,
-            visitor_id=visitor.pk,
-            object_type="visitor",
-            object_id=visitor.pk,
-            payload={"source": source, "moved": len(moved_ids)},
-        )
-    schedule_delivery(moved_ids)
-    return len(moved_ids)
+    schedule_delivery([activity_id for activity_id, _visitor_id in moved])
+    return len(moved)
 
 
 def activities_move_to_prospect(*, from_prospect_ids: Sequence[int], to_prospect_id: int) -> int:

@@ -28,6 +28,7 @@ from django.views.decorators.http import require_safe
 
 from mapp.access import public
 from tracking import bots, ingest, links
+from tracking.fastpath import fast_path
 from tracking.models import CustomRedirect, TrackedFile, Visitor
 from tracking.visitor_cookie import (
     get_or_create_visitor,
@@ -47,7 +48,7 @@ RETRY_AFTER_SECONDS = 10
 
 
 def _user_agent(request: HttpRequest) -> str:
-    return request.headers.get("User-Agent", "")[:500]
+    return str(request.META.get("HTTP_USER_AGENT", ""))[:500]
 
 
 def _no_cache(response: HttpResponseBase) -> HttpResponseBase:
@@ -90,6 +91,7 @@ def _redirect(url: str) -> HttpResponseBase:
     return _no_cache(response)
 
 
+@fast_path(200, 404)
 @public
 @csrf_exempt
 @require_safe
@@ -117,6 +119,7 @@ def open_pixel(request: HttpRequest, token: str) -> HttpResponseBase:
     return _pixel()
 
 
+@fast_path(302)
 @public
 @csrf_exempt
 @require_safe

@@ -42,9 +42,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from mapp.access import public
 from prospects.models import Prospect
 from tracking import beacon, ingest
+from tracking.fastpath import fast_path
 from tracking.identity import IdentifyTokenError, prospect_id_from_identify_token
 from tracking.services import visitor_identify
 from tracking.visitor_cookie import (
+    COOKIE_NAME,
     request_ip,
     set_visitor_cookie,
     set_visitor_cookie_uuid,
@@ -80,7 +82,8 @@ def _query_parameters(request: HttpRequest) -> dict[str, str] | None:
 
 
 def _header_do_not_track(request: HttpRequest) -> bool:
-    return request.headers.get("DNT", "") == "1"
+    # META, not request.headers: building the headers mapping costs more than this whole check.
+    return request.META.get("HTTP_DNT", "") == "1"
 
 
 @public
@@ -125,6 +128,7 @@ def _service_unavailable() -> HttpResponse:
     return response
 
 
+@fast_path(200, 204, 503)
 @public
 @csrf_exempt
 @require_GET
@@ -146,14 +150,15 @@ def page_view(request: HttpRequest) -> HttpResponse:
     ):
         return _quiet()
     address = request_ip(request)
-    visitor_uuid = visitor_uuid_from_request(request) or uuid.uuid4()
+    cookie_uuid = visitor_uuid_from_request(request)
+    visitor_uuid = cookie_uuid or uuid.uuid4()
     hit = ingest.page_view_hit(
         visitor_uuid=visitor_uuid,
         url=parsed.url,
         title=parsed.title,
         referrer=parsed.referrer,
         utm=parsed.utm,
-        user_agent=beacon.clean_text(request.headers.get("User-Agent", ""), 500),
+        user_agent=beacon.clean_text(request.META.get("HTTP_USER_AGENT", ""), 500),
         ip=address,
     )
     try:
@@ -165,8 +170,14 @@ def page_view(request: HttpRequest) -> HttpResponse:
     if accepted.admission is ingest.Admission.LIMITED:
         return _quiet()
     response = _pixel()
-    # Refreshed on every hit: the two years count from the last visit.
-    set_visitor_cookie_uuid(response, visitor_uuid, secure=request.is_secure())
+    # Refreshed on every hit: the two years count from the last visit. A valid cookie is sent
+    # back as it came (the signature of a uuid never changes), a new one is signed.
+    set_visitor_cookie_uuid(
+        response,
+        visitor_uuid,
+        secure=request.is_secure(),
+        signed_value=request.COOKIES.get(COOKIE_NAME) if cookie_uuid else None,
+    )
     return response
 
 

@@ -30,12 +30,19 @@ def visitor_cookie_value(visitor: Visitor) -> str:
 
 
 def set_visitor_cookie_uuid(
-    response: HttpResponseBase, visitor_uuid: uuid.UUID, *, secure: bool
+    response: HttpResponseBase,
+    visitor_uuid: uuid.UUID,
+    *,
+    secure: bool,
+    signed_value: str | None = None,
 ) -> None:
-    """Attach (or refresh) the cookie for a uuid whose visitor row may not exist yet."""
+    """Attach (or refresh) the cookie for a uuid whose visitor row may not exist yet.
+
+    ``signed_value``: the request's own cookie, already verified to hold ``visitor_uuid``.
+    """
     response.set_cookie(
         COOKIE_NAME,
-        signing.dumps(str(visitor_uuid), salt=COOKIE_SALT),
+        signed_value or signing.dumps(str(visitor_uuid), salt=COOKIE_SALT),
         max_age=COOKIE_MAX_AGE,
         httponly=True,
         samesite="Lax",

@@ -1,0 +1,119 @@
+"""The tracking hot path: page-view beacons, open pixels and click redirects without the
+middleware chain.
+
+Every page of every customer site and every opened or clicked email reaches these three
+endpoints; they are public, cookie-only (no session, no CSRF, no login, no language), and each
+answers from one Redis round trip (tracking.ingest). Passing them through the app's twelve
+middleware costs more than the view itself, so the WSGI application (mapp/wsgi.py) hands a
+``GET`` whose URL resolves to a view marked :func:`fast_path` straight to that view — the way
+Matomo's ``matomo.php`` skips its framework. What the skipped middleware does for such a view
+is done here, with Django's own code where it matters:
+
+* the host is validated against ``ALLOWED_HOSTS`` (``request.get_host()``; a foreign host goes
+  through Django, which answers 400);
+* ``SecurityMiddleware`` and ``XFrameOptionsMiddleware`` add their headers to the response,
+  and ``Content-Length`` is set as ``CommonMiddleware`` sets it;
+* ``request_started`` / ``request_finished`` are sent, so database connections are managed as
+  for any request;
+* only views that are also declared ``public`` (mapp.access) may be marked.
+
+Anything else — other methods, other URLs, and any answer that is not one of the view's quick
+answers (an error page that needs the visitor's language, say) — goes through the full Django
+stack, exactly as without this module. The views themselves are unchanged and are also reachable
+through Django (the test client uses that route).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from django.core import signals
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.wsgi import WSGIRequest
+from django.http import HttpResponseBase
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.security import SecurityMiddleware
+from django.urls import Resolver404, get_resolver
+
+from mapp.access import ACCESS_ATTRIBUTE, PUBLIC
+
+logger = logging.getLogger(__name__)
+
+FAST_PATH_ATTRIBUTE = "tracking_fast_statuses"
+URL_PREFIX = "/t/"
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def fast_path(*statuses: int) -> Callable[[View], View]:
+    """Mark a public GET view for the hot path; ``statuses`` are the answers it may give there."""
+
+    def mark(view: View) -> View:
+        setattr(view, FAST_PATH_ATTRIBUTE, frozenset(statuses))
+        return view
+
+    return mark
+
+
+def _no_response(request: Any) -> HttpResponseBase:  # middleware need a get_response
+    raise AssertionError("not called: only process_response is used")
+
+
+class TrackingFastPath:
+    """WSGI application: the hot tracking endpoints directly, everything else through Django."""
+
+    def __init__(self, django_application: Callable[..., Iterable[bytes]]) -> None:
+        self.django_application = django_application
+        self.security = SecurityMiddleware(_no_response)
+        self.frame_options = XFrameOptionsMiddleware(_no_response)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if environ.get("REQUEST_METHOD") != "GET" or not path.startswith(URL_PREFIX):
+            return self.django_application(environ, start_response)
+        try:
+            match = get_resolver().resolve(path)
+        except Resolver404:
+            return self.django_application(environ, start_response)
+        statuses = getattr(match.func, FAST_PATH_ATTRIBUTE, None)
+        if not statuses:
+            return self.django_application(environ, start_response)
+
+        signals.request_started.send(sender=self.__class__, environ=environ)
+        request = WSGIRequest(environ)
+        try:
+            request.get_host()
+            if getattr(match.func, ACCESS_ATTRIBUTE, None) is not PUBLIC:
+                raise PermissionError(f"{match.func!r} is marked fast but is not public")
+            request.resolver_match = match
+            response = match.func(request, *match.args, **match.kwargs)
+        except DisallowedHost:
+            signals.request_finished.send(sender=self.__class__)
+            return self.django_application(environ, start_response)
+        except Exception:
+            # Django answers instead (and reports the error the way it reports any other).
+            logger.exception("tracking fast path failed; handing the request to Django")
+            signals.request_finished.send(sender=self.__class__)
+            return self.django_application(environ, start_response)
+        if response.status_code not in statuses:
+            response.close()
+            signals.request_finished.send(sender=self.__class__)
+            return self.django_application(environ, start_response)
+
+        if not response.streaming and not response.has_header("Content-Length"):
+            # As CommonMiddleware does: keep-alive clients need the length, not chunks.
+            response.headers["Content-Length"] = str(len(response.content))
+        response = self.security.process_response(request, response)
+        response = self.frame_options.process_response(request, response)
+        # As django.core.handlers.wsgi.WSGIHandler does: the server's close() of the response
+        # sends request_finished and closes the request.
+        setattr(response, "_handler_class", self.__class__)  # noqa: B010
+        getattr(response, "_resource_closers").append(request.close)  # noqa: B009
+        headers = [
+            *response.items(),
+            *(("Set-Cookie", cookie.output(header="")) for cookie in response.cookies.values()),
+        ]
+        start_response(f"{response.status_code} {response.reason_phrase}", headers)
+        return response
