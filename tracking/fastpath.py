@@ -13,8 +13,8 @@ is done here, with Django's own code where it matters:
   through Django, which answers 400);
 * ``SecurityMiddleware`` and ``XFrameOptionsMiddleware`` add their headers to the response,
   and ``Content-Length`` is set as ``CommonMiddleware`` sets it;
-* ``request_started`` / ``request_finished`` are sent, so database connections are managed as
-  for any request;
+* ``request_started`` is sent before the view and the response's ``close()`` sends
+  ``request_finished`` as always, so database connections are managed as for any request;
 * only views that are also declared ``public`` (mapp.access) may be marked.
 
 Anything else — other methods, other URLs, and any answer that is not one of the view's quick
@@ -29,13 +29,15 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.core import signals
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpResponseBase
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
-from django.urls import Resolver404, get_resolver
+from django.urls import Resolver404, URLPattern, URLResolver, get_resolver, get_urlconf, path
+from django.urls.resolvers import RegexPattern, RoutePattern
 
 from mapp.access import ACCESS_ATTRIBUTE, PUBLIC
 
@@ -61,6 +63,31 @@ def _no_response(request: Any) -> HttpResponseBase:  # middleware need a get_res
     raise AssertionError("not called: only process_response is used")
 
 
+def _marked_routes(resolver: URLResolver, prefix: str = "") -> Iterable[URLPattern]:
+    """The marked views of the URLconf as flat ``path()`` routes (route patterns only)."""
+    for pattern in resolver.url_patterns:
+        if not isinstance(pattern.pattern, RoutePattern):
+            continue  # a regex route stays on the full stack
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            yield from _marked_routes(pattern, route)
+        elif getattr(pattern.callback, FAST_PATH_ATTRIBUTE, None):
+            yield path(route, pattern.callback)
+
+
+def fast_resolver(urlconf: str) -> URLResolver:
+    """A resolver of only the marked views: resolving ``/t/pv`` through the whole URLconf
+    costs more than the rest of the hot path."""
+    resolver = _fast_resolvers.get(urlconf)
+    if resolver is None:
+        routes = list(_marked_routes(get_resolver(urlconf)))
+        resolver = _fast_resolvers[urlconf] = URLResolver(RegexPattern(r"^/"), routes)
+    return resolver
+
+
+_fast_resolvers: dict[str, URLResolver] = {}
+
+
 class TrackingFastPath:
     """WSGI application: the hot tracking endpoints directly, everything else through Django."""
 
@@ -73,8 +100,9 @@ class TrackingFastPath:
         path = environ.get("PATH_INFO", "")
         if environ.get("REQUEST_METHOD") != "GET" or not path.startswith(URL_PREFIX):
             return self.django_application(environ, start_response)
+        urlconf = get_urlconf() or settings.ROOT_URLCONF
         try:
-            match = get_resolver().resolve(path)
+            match = fast_resolver(urlconf).resolve(path)
         except Resolver404:
             return self.django_application(environ, start_response)
         statuses = getattr(match.func, FAST_PATH_ATTRIBUTE, None)
@@ -90,16 +118,12 @@ class TrackingFastPath:
             request.resolver_match = match
             response = match.func(request, *match.args, **match.kwargs)
         except DisallowedHost:
-            signals.request_finished.send(sender=self.__class__)
             return self.django_application(environ, start_response)
         except Exception:
             # Django answers instead (and reports the error the way it reports any other).
             logger.exception("tracking fast path failed; handing the request to Django")
-            signals.request_finished.send(sender=self.__class__)
             return self.django_application(environ, start_response)
         if response.status_code not in statuses:
-            response.close()
-            signals.request_finished.send(sender=self.__class__)
             return self.django_application(environ, start_response)
 
         if not response.streaming and not response.has_header("Content-Length"):
@@ -107,10 +131,9 @@ class TrackingFastPath:
             response.headers["Content-Length"] = str(len(response.content))
         response = self.security.process_response(request, response)
         response = self.frame_options.process_response(request, response)
-        # As django.core.handlers.wsgi.WSGIHandler does: the server's close() of the response
-        # sends request_finished and closes the request.
-        setattr(response, "_handler_class", self.__class__)  # noqa: B010
-        getattr(response, "_resource_closers").append(request.close)  # noqa: B009
+        # The server's close() of the response closes the request and, as for any response,
+        # sends request_finished (database connections are checked again).
+        getattr(response, "_resource_closers").append(request.close)  # noqa: B009 - as WSGIHandler
         headers = [
             *response.items(),
             *(("Set-Cookie", cookie.output(header="")) for cookie in response.cookies.values()),

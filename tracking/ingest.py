@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import hashlib
 import json
 import logging
 import secrets
@@ -141,6 +142,22 @@ def _script(client: Any, source: str) -> Any:
     if script is None:
         script = _scripts[key] = client.register_script(source)
     return script
+
+
+_ACCEPT_SHA = hashlib.sha1(_ACCEPT_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis's script id
+
+
+def _run_accept_script(client: Any, keys: list[str], args: list[Any]) -> Any:
+    """EVALSHA of the accept script, loading it on the first NOSCRIPT (a new Redis, a flush).
+
+    Called directly rather than through redis-py's Script object: on this hot path its
+    wrappers cost as much as the round trip.
+    """
+    try:
+        return client.execute_command("EVALSHA", _ACCEPT_SHA, len(keys), *keys, *args)
+    except redis.exceptions.NoScriptError:
+        client.script_load(_ACCEPT_SCRIPT)
+        return client.execute_command("EVALSHA", _ACCEPT_SHA, len(keys), *keys, *args)
 
 
 def key(name: str) -> str:
@@ -276,9 +293,10 @@ def hit_accept(
     raw = _encode(hit)
     try:
         client = redis_client()
-        status, count, _burst, kicked = _script(client, _ACCEPT_SCRIPT)(
-            keys=[rate_key, replay_key, burst_key or "", key(HITS), key(KICK)],
-            args=[
+        status, count, _burst, kicked = _run_accept_script(
+            client,
+            [rate_key, replay_key, burst_key or "", key(HITS), key(KICK)],
+            [
                 window * 2,
                 limit if client_address else 0,
                 REPLAY_WINDOW_SECONDS,
