@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from kombu import Queue
 
 from mapp.env import get_bool, get_from_env, get_int, get_list, is_production
+from mapp.hosts import AllowedHosts
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(get_from_env("MAPP_VAR_DIR", str(BASE_DIR / "var")))
@@ -38,7 +39,10 @@ SECRET_KEY = get_from_env("SECRET_KEY", default=None) or (
     get_from_env("SECRET_KEY") if PRODUCTION else _development_secret_key()
 )
 
-ALLOWED_HOSTS = get_list("ALLOWED_HOSTS", dev_default=["localhost", "127.0.0.1", "[::1]"])
+# Tracker domains added in the app are admitted too (mapp/hosts.py, tracking/apps.py).
+ALLOWED_HOSTS = AllowedHosts(
+    get_list("ALLOWED_HOSTS", dev_default=["localhost", "127.0.0.1", "[::1]"])
+)
 CSRF_TRUSTED_ORIGINS = get_list("CSRF_TRUSTED_ORIGINS", default=[])
 # The public base URL of the app: links in mails (password reset, digests) are built from it.
 SITE_URL = get_from_env("SITE_URL", dev_default="http://127.0.0.1:8000").rstrip("/")

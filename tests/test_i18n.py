@@ -61,7 +61,7 @@ def _template_msgids() -> set[str]:
         # Django's own makemessages turns templates into gettext calls the same way.
         code = template_translation.templatize(path.read_text())
         for match in re.finditer(
-            r" (?:p?gettext\('(?:[^'\\]|\\.)*', |gettext\()'((?:[^'\\]|\\.)*)'\)", code
+            r" (?:p?gettext\(u?'(?:[^'\\]|\\.)*', |gettext\()u?'((?:[^'\\]|\\.)*)'\)", code
         ):
             found.add(match.group(1).encode().decode("unicode_escape").encode("latin-1").decode())
     return found

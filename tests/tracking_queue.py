@@ -22,7 +22,7 @@ class DrainingClient(Client):
     """A test client that stores queued tracking hits after each request, as the drain task
     would a moment later, so a test can look at the database right after a hit."""
 
-    def request(self, **request: Any) -> Any:  # type: ignore[override]
+    def request(self, **request: Any) -> Any:
         response = super().request(**request)
         drain_tracking_hits()
         return response

@@ -18,14 +18,17 @@ class TrackingConfig(AppConfig):
     verbose_name = _("Tracking")
 
     def ready(self) -> None:
+        from mapp.hosts import register_host_provider
         from prospects.panels import ProspectPanel, register_prospect_panel
         from prospects.services import register_merge_handler
         from tracking import criteria
         from tracking.consumers import ActivityConsumer, register_activity_consumer
+        from tracking.domains import tracker_domain_hosts
         from tracking.handlers import update_last_activity
         from tracking.services import activities_move_to_prospect
         from tracking.timeline import timeline_for
 
+        register_host_provider(tracker_domain_hosts)
         criteria.register()
         register_prospect_panel(
             ProspectPanel(

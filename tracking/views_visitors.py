@@ -30,6 +30,7 @@ from mapp.services import audit_log_record
 from prospects.models import Prospect
 from prospects.selectors import prospects_visible_to
 from tracking.beacon import clean_http_url, forget_tracking_settings
+from tracking.domains import forget_tracker_domains
 from tracking.forms import TrackerDomainForm, TrackingSettingsForm
 from tracking.models import TrackerDomain, TrackingSettings, Visit, Visitor
 from tracking.timeline import visitor_timeline
@@ -56,6 +57,7 @@ def tracker_domain_add(*, actor: User, domain: str, request: HttpRequest | None 
             tracker_domain = TrackerDomain.objects.create(domain=domain, is_primary=is_first)
     except IntegrityError:  # added by someone else a moment ago
         return False
+    transaction.on_commit(forget_tracker_domains)  # this process admits it at once
     audit_log_record(
         actor=actor, action="tracking.domain_add", target=tracker_domain, request=request
     )
@@ -85,6 +87,7 @@ def tracker_domain_remove(
     )
     was_primary = tracker_domain.is_primary
     tracker_domain.delete()
+    transaction.on_commit(forget_tracker_domains)
     if was_primary:
         successor = TrackerDomain.objects.order_by("domain").first()
         if successor is not None:

@@ -33,9 +33,7 @@ class Answer:
 
 
 def call(path: str, *, method: str = "GET", query: str = "", **extra: Any) -> Answer:
-    environ = RequestFactory()._base_environ(
-        PATH_INFO=path, QUERY_STRING=query, REQUEST_METHOD=method, **extra
-    )
+    environ = RequestFactory().generic(method, path, QUERY_STRING=query, **extra).environ
     answer = Answer()
 
     def start_response(status: str, headers: list[tuple[str, str]]) -> None:

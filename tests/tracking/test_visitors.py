@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from mapp.hosts import AllowedHosts
 from mapp.models import Level, Module, ProspectScope, Role, User
 from prospects.models import Prospect
 from tests.conftest import client_for
@@ -25,6 +26,7 @@ from tracking.forms import normalize_tracker_domain
 from tracking.models import Activity, ActivityType, TrackerDomain, TrackingSettings, Visitor
 from tracking.services import activity_record, visitor_identify
 from tracking.timeline import timeline_entries
+from tracking.views_visitors import tracker_domain_add
 
 pytestmark = pytest.mark.django_db
 
@@ -375,3 +377,20 @@ def test_the_prospect_page_shows_page_views_escaped(marketer: User) -> None:
     assert "https://www.example.jp/seminar" in html
     assert "&lt;script&gt;alert(&#x27;title&#x27;)&lt;/script&gt;" in html
     assert "<script>alert" not in html
+
+
+def test_a_tracker_domain_is_an_allowed_host_as_soon_as_it_is_added(
+    settings: Any, marketer: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    # given: the hosts as configured (Django's test set-up copies them into a plain list)
+    settings.ALLOWED_HOSTS = AllowedHosts(["testserver"])
+    query = urlencode({"url": "https://www.example.co.jp/", "pvid": uuid.uuid4().hex})
+    browser = DrainingClient(HTTP_HOST="go.example.co.jp")
+    assert browser.get("/t/pv?" + query).status_code == 400
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        tracker_domain_add(actor=marketer, domain="go.example.co.jp")
+
+    # then
+    assert browser.get("/t/pv?" + query).status_code == 200
