@@ -4,6 +4,7 @@ from django.urls import include, path, reverse_lazy
 
 from mapp import views, views_tokens, views_users
 from mapp.access import public
+from tracking import api as tracking_api
 
 users_patterns = (
     [
@@ -67,6 +68,11 @@ urlpatterns = [
     path("tasks/", include("prospects.urls_tasks")),
     path("notifications/", include("mapp.urls_notifications")),
     path("api/v1/", include("prospects.urls_api")),
+    path(
+        "api/v1/prospects/<int:prospect_id>/identify-token/",
+        tracking_api.IdentifyTokenApi.as_view(),
+        name="api-prospect-identify-token",
+    ),
     path("marketing/", include("tracking.urls_assets")),
     path("", include("tracking.urls_links")),
     path("t/", include("tracking.urls")),

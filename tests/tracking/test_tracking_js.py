@@ -444,3 +444,28 @@ def test_identify_respects_consent_mode(client: Client) -> None:
 
     assert response.status_code == 204
     assert not Visitor.objects.exists()
+
+
+def test_a_back_end_gets_an_identify_token_through_the_api(
+    client: Client, marketer: Any, sales_user: Any
+) -> None:
+    # given: a prospect the marketer may edit and a sales user who may not see it
+    from tests.conftest import client_for
+
+    prospect = ProspectFactory.create()
+    url = f"/api/v1/prospects/{prospect.pk}/identify-token/"
+
+    # when
+    response = client_for(marketer).post(url)
+
+    # then: the token identifies the browser that presents it
+    assert response.status_code == 200
+    body = response.json()
+    assert body["prospect_id"] == prospect.pk and body["expires_in_seconds"] == 86400
+    beacon(client, url="https://www.example.jp/member")
+    answer = client.get("/t/identify?" + urlencode({"token": body["token"]}))
+    assert answer.status_code == 200
+    assert Visitor.objects.get().prospect_id == prospect.pk
+    # and: outside the caller's scope, or without a session, there is no token
+    assert client_for(sales_user).post(url).status_code == 404
+    assert Client().post(url).status_code in (401, 403)
