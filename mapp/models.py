@@ -232,6 +232,12 @@ class Notification(models.Model):
 class AccountSettings(models.Model):
     """Account-wide settings; exactly one row (pk=1), see ``AccountSettings.load()``."""
 
+    name = models.CharField(
+        _("company name"),
+        max_length=200,
+        blank=True,
+        help_text=_("Shown to prospects in emails and landing pages (the “account.name” field)."),
+    )
     mailable_prospect_limit = models.PositiveIntegerField(
         _("mailable prospect limit"),
         null=True,
