@@ -253,7 +253,8 @@ class PageViewPlayer:
 
 
 class NoopPlayer:
-    path = "/bench/noop"
+    def __init__(self, path: str = "/bench/noop") -> None:
+        self.path = path
 
     def request(self, host: str) -> bytes:
         return (
@@ -263,12 +264,6 @@ class NoopPlayer:
 
     def remember(self, cookie: str | None) -> None:
         pass
-
-
-class FastNoopPlayer(NoopPlayer):
-    """The same no-op, routed like the tracking endpoints (tracking/fastpath.py)."""
-
-    path = "/t/bench-noop"
 
 
 async def _connection(
@@ -487,7 +482,8 @@ def _run(arguments: argparse.Namespace) -> int:
         )
         fast_noop = run(
             "no-op on the fast path",
-            lambda: [FastNoopPlayer() for _ in range(connections)],
+            # The same no-op, routed like the tracking endpoints (tracking/fastpath.py).
+            lambda: [NoopPlayer("/t/bench-noop") for _ in range(connections)],
             arguments.hits,
         )
         page_view = run("page-view beacon", lambda: page_view_players("run"), arguments.hits)

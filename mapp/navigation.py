@@ -54,8 +54,9 @@ NAVIGATION: tuple[NavSection, ...] = (
         _("Marketing"),
         (
             NavItem(_("Emails"), Module.MARKETING),
-            NavItem(_("Forms"), Module.MARKETING),
-            NavItem(_("Landing pages"), Module.MARKETING),
+            NavItem(_("Forms"), Module.MARKETING, "forms:list"),
+            NavItem(_("Form handlers"), Module.MARKETING, "forms:handlers"),
+            NavItem(_("Landing pages"), Module.MARKETING, "forms:landing_pages"),
             NavItem(_("Engagement programs"), Module.MARKETING),
             NavItem(_("Campaigns"), Module.MARKETING),
             NavItem(_("Custom redirects"), Module.MARKETING, "assets:redirects"),

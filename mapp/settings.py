@@ -44,6 +44,9 @@ ALLOWED_HOSTS = AllowedHosts(
     get_list("ALLOWED_HOSTS", dev_default=["localhost", "127.0.0.1", "[::1]"])
 )
 CSRF_TRUSTED_ORIGINS = get_list("CSRF_TRUSTED_ORIGINS", default=[])
+# The customer's websites a form or form handler may send visitors back to (thank-you and
+# error pages); ".example.co.jp" admits its sub-domains. Tracker domains and SITE_URL always are.
+FORMS_ALLOWED_REDIRECT_HOSTS = get_list("FORMS_ALLOWED_REDIRECT_HOSTS", default=[])
 # The public base URL of the app: links in mails (password reset, digests) are built from it.
 SITE_URL = get_from_env("SITE_URL", dev_default="http://127.0.0.1:8000").rstrip("/")
 
@@ -284,6 +287,15 @@ MAPP_PERIODIC_TASKS = [
         "task": "tracking.drain_hits",
         "every_seconds": 60,
         "description": "Stores queued tracking hits if no drain was requested (a safety net).",
+    },
+    {
+        "name": "retry failed form submissions",
+        "task": "forms.retry_failed_submissions",
+        "every_seconds": 60,
+        "description": (
+            "Processes again form submissions whose processing failed (with back-off) "
+            "or whose request died."
+        ),
     },
     {
         "name": "deliver missed activities",

@@ -67,6 +67,8 @@ urlpatterns = [
     path("lists/", include("prospects.urls_lists")),
     path("tasks/", include("prospects.urls_tasks")),
     path("notifications/", include("mapp.urls_notifications")),
+    path("", include("forms.urls")),
+    path("", include("forms.urls_public")),
     path("api/v1/", include("prospects.urls_api")),
     path(
         "api/v1/prospects/<int:prospect_id>/identify-token/",

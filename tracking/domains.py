@@ -29,8 +29,8 @@ def tracker_domain_hosts() -> tuple[str, ...]:
         return snapshot[1]
     try:
         domains = tuple(TrackerDomain.objects.values_list("domain", flat=True))
-    except DatabaseError:
-        logger.warning("tracker domains unavailable; admitting only the configured hosts")
+    except (DatabaseError, RuntimeError):  # no database yet (start-up, a test's set-up)
+        logger.info("tracker domains unavailable; admitting only the configured hosts")
         return snapshot[1] if snapshot is not None else ()
     _snapshot = (now, domains)
     return domains
