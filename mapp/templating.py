@@ -28,14 +28,17 @@ What a template cannot do (refused with :class:`TemplateError`, before or while 
 Escaping
     Autoescaping is always on and cannot be switched off, and ``|safe`` does not exist: every
     merge value (a prospect's name may be ``<script>…``: it came in through a public form) is
-    HTML-escaped. The marketer's own literal HTML passes through unchanged: the page is theirs,
-    and scripts and styles in it are their business on the public page or in the email.
+    HTML-escaped. The marketer's own literal HTML passes through the renderer unchanged; what
+    each caller then does with it depends on where it is shown.
 
     Inside the app the same HTML would run with a signed-in user's session (listmonk
     CVE-2026-21483: a campaign author's script ran when an administrator previewed it), so every
     place that shows rendered marketer HTML inside the app (editor previews, report
     thumbnails) must pass it through :func:`sanitize_html` first, and should also show it in a
-    sandboxed iframe. Public pages and sent emails are not sanitised.
+    sandboxed iframe. Public landing pages are sanitised too (forms/landing_pages.py): without a
+    tracker domain they are served on the app's own host, where a script would run with the
+    session of any signed-in user who opens them. Sent emails are not sanitised here (mail
+    clients do not run scripts; the email pipeline decides its own rules).
 
 Missing values
     A merge field without a value (a prospect with no job title) renders ``""``;
@@ -1164,6 +1167,6 @@ def sanitize_html(html: str) -> str:
     nh3 (Python binding of the Rust ammonia sanitiser) parses like a browser, removes scripts,
     event handlers, ``javascript:`` and ``data:`` URLs, forms and frames, keeps headings,
     paragraphs, links (given ``rel="noopener noreferrer"``), images, lists, tables and simple
-    inline styles. Not for public pages or emails: there the marketer's HTML is theirs.
+    inline styles. Used for in-app previews and for public landing pages (see "Escaping").
     """
     return _cleaner.clean(html)

@@ -14,6 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils.translation import gettext as _
+
+from prospects.actions.selectors import action_runs_for
 from tracking.beacon import clean_http_url
 from tracking.models import Activity, ActivityType
 from tracking.selectors import activities_for_prospect, activities_for_visitor
@@ -59,12 +62,41 @@ def timeline_entries(activities: Iterable[Activity]) -> list[TimelineEntry]:
     ]
 
 
+ACTION_RUN = "action_run"
+
+
+def action_run_entries(*, prospect_id: int, limit: int) -> list[TimelineEntry]:
+    """The prospect's action runs (completion actions, later automation rules…) as entries:
+    "Action: Add to list" with what caused it and how it went."""
+    entries = []
+    for row in action_runs_for(prospect_id=prospect_id, limit=limit):
+        run = row.run
+        detail = " · ".join(
+            part for part in (run.cause_label, run.get_status_display(), run.message) if part
+        )
+        entries.append(
+            TimelineEntry(
+                occurred_at=run.created_at,
+                type=ACTION_RUN,
+                type_label=_("Action: %(action)s") % {"action": row.label},
+                object_label=detail,
+                link=None,
+                is_bot=False,
+                visitor_id=None,
+            )
+        )
+    return entries
+
+
 def timeline_for(*, prospect_id: int, limit: int = PROSPECT_TIMELINE_LIMIT) -> list[TimelineEntry]:
-    """The prospect's activities, newest first, for ``tracking/_timeline.html``.
+    """The prospect's activities and action runs, newest first, for ``tracking/_timeline.html``.
 
     The caller has already checked that the user may see this prospect.
     """
-    return timeline_entries(activities_for_prospect(prospect_id=prospect_id, limit=limit))
+    entries = timeline_entries(activities_for_prospect(prospect_id=prospect_id, limit=limit))
+    entries += action_run_entries(prospect_id=prospect_id, limit=limit)
+    entries.sort(key=lambda entry: entry.occurred_at, reverse=True)
+    return entries[:limit]
 
 
 def visitor_timeline(

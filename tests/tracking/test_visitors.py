@@ -394,3 +394,37 @@ def test_a_tracker_domain_is_an_allowed_host_as_soon_as_it_is_added(
 
     # then
     assert browser.get("/t/pv?" + query).status_code == 200
+
+
+def test_action_runs_are_on_the_prospect_timeline_with_their_cause(marketer: User) -> None:
+    # given: a page view, then a completion action run caused by a form submission
+    from prospects.actions import ActionContext, action_run
+    from prospects.models import ProspectList
+
+    prospect: Prospect = ProspectFactory.create()
+    activity_record(
+        type=ActivityType.PAGE_VIEW, prospect_id=prospect.pk, object_label="https://a.jp/"
+    )
+    prospect_list = ProspectList.objects.create(name="<b>資料請求者</b>")
+    action_run(
+        key="add_to_list",
+        prospect=prospect,
+        config={"list": prospect_list.pk},
+        context=ActionContext(
+            cause_type="form_submission", cause_id="7", cause_label="<i>資料請求フォーム</i>"
+        ),
+    )
+
+    # when
+    html = (
+        client_for(marketer).get(reverse("prospects:detail", args=[prospect.pk])).content.decode()
+    )
+
+    # then: newest first, escaped
+    timeline = html[html.index('data-testid="activity-timeline"') :]
+    assert 'data-activity="action_run"' in timeline
+    assert timeline.index('data-activity="action_run"') < timeline.index(
+        'data-activity="page_view"'
+    )
+    assert "&lt;i&gt;資料請求フォーム&lt;/i&gt;" in timeline
+    assert "<i>資料請求フォーム" not in html
