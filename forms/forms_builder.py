@@ -778,7 +778,7 @@ def handler_field_initial(handler: FormHandler) -> list[dict[str, Any]]:
 class LandingPageForm(forms.Form):
     name = forms.CharField(label=gettext_lazy("Name"), max_length=200)
     slug = forms.SlugField(
-        label=gettext_lazy("Address"),
+        label=gettext_lazy("Page URL"),
         max_length=100,
         help_text=gettext_lazy("The page is published at /lp/<address>: letters, digits, - and _."),
     )

@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from forms.fields import PROSPECT_FIELD_CHOICES
 
@@ -284,7 +285,7 @@ class LandingPage(models.Model):
         TWO_COLUMN = "two_column", _("Two columns")
 
     name = models.CharField(_("name"), max_length=200)
-    slug = models.SlugField(_("address"), max_length=100, unique=True, allow_unicode=False)
+    slug = models.SlugField(_("page URL"), max_length=100, unique=True, allow_unicode=False)
     title = models.CharField(_("page title"), max_length=200)
     layout = models.CharField(
         _("layout"), max_length=20, choices=Layout.choices, default=Layout.SINGLE
@@ -330,7 +331,7 @@ class SubmissionKind(models.TextChoices):
 
 
 class SubmissionStatus(models.TextChoices):
-    RECEIVED = "received", _("Received")
+    RECEIVED = "received", pgettext_lazy("submission status", "Received")
     PROCESSED = "processed", _("Processed")
     REJECTED_BOT = "rejected_bot", _("Rejected (bot)")
     INVALID = "invalid", _("Invalid")

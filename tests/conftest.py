@@ -51,3 +51,21 @@ def own_tracking_keys(settings: Any) -> None:
     """Tracking's queue, rate-limit counters and replay ids live in Redis: each test gets its
     own key space, so neither earlier tests nor parallel runs on the same Redis interfere."""
     settings.TRACKING_KEY_PREFIX = f"test:{uuid.uuid4().hex}:tracking:"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """One headless Chromium (Debian's, through Playwright) for the whole run: Playwright's sync
+    API allows one instance per process, so every browser test shares this one."""
+    from playwright.sync_api import sync_playwright
+
+    from mapp.devservices import chromium_path
+    from tests.e2e.conftest import CHROMIUM_ARGS
+
+    executable = chromium_path()
+    if executable is None:
+        pytest.fail("Chromium is missing: `make test` installs it (scripts/ensure-chromium.sh)")
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()

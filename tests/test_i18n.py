@@ -93,10 +93,16 @@ def test_catalogue_is_complete_and_placeholders_match(language: str) -> None:
 
 @pytest.mark.parametrize("language", ["ja", "en"])
 def test_compiled_catalogue_matches_its_source(language: str) -> None:
-    source = {entry.msgid: entry.msgstr for entry in _catalogue(language) if entry.translated()}
+    source = {
+        (entry.msgctxt, entry.msgid): entry.msgstr
+        for entry in _catalogue(language)
+        if entry.translated()
+    }
     compiled_path = ROOT / "locale" / language / "LC_MESSAGES" / "django.mo"
     compiled = {
-        entry.msgid: entry.msgstr for entry in polib.mofile(str(compiled_path)) if entry.msgid
+        (entry.msgctxt, entry.msgid): entry.msgstr
+        for entry in polib.mofile(str(compiled_path))
+        if entry.msgid
     }
     assert compiled == source, "run `make messages` (scripts/compile_messages.py)"
 

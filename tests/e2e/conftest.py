@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connection
 
 from mapp.cli import stack_commands
-from mapp.devservices import PROJECT_ROOT, chromium_path
+from mapp.devservices import PROJECT_ROOT
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
 # between browser steps are still plain synchronous code.
@@ -73,6 +73,11 @@ def live_stack(django_db_setup: None, django_db_blocker) -> Iterator[str]:
     """Start web + worker + beat against the test database; yield the base URL."""
     with django_db_blocker.unblock():
         database_url = _test_database_url()
+        # As `mapp run` does before starting beat: django-celery-beat's DatabaseScheduler does
+        # not notice the first change if it starts with no periodic tasks at all.
+        from django.core.management import call_command
+
+        call_command("sync_periodic_tasks")
     port = _free_port()
     environment = dict(os.environ)
     environment.update(
@@ -109,19 +114,6 @@ def live_stack(django_db_setup: None, django_db_blocker) -> Iterator[str]:
                 process.kill()
         for log in logs:
             log.close()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    executable = chromium_path()
-    if executable is None:
-        pytest.fail("Chromium is missing: `make test` installs it (scripts/ensure-chromium.sh)")
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture(autouse=True)

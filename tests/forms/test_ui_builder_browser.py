@@ -14,9 +14,8 @@ from django.conf import settings as django_settings
 from django.test import Client
 
 from forms.models import FieldType, Form
-from mapp.devservices import chromium_path
 from mapp.models import Role, User
-from tests.e2e.conftest import CHROMIUM_ARGS, screenshot_path
+from tests.e2e.conftest import screenshot_path
 from tests.factories import make_user
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -30,19 +29,6 @@ def english_interface(settings: Any) -> None:
 @pytest.fixture
 def marketer_user(db: None) -> User:
     return make_user(Role.MARKETING, email="builder-e2e@example.jp")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    executable = chromium_path()
-    if executable is None:
-        pytest.fail("Chromium is missing: `make test` installs it (scripts/ensure-chromium.sh)")
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture

@@ -16,12 +16,11 @@ from django.template import engines
 from django.urls import path
 
 from mapp.access import public
-from mapp.devservices import chromium_path
 from mapp.models import Role
 from prospects.actions.editor import ActionListField
 from prospects.models import ProspectList, TaskPriority
 from prospects.services import list_create
-from tests.e2e.conftest import CHROMIUM_ARGS, screenshot_path
+from tests.e2e.conftest import screenshot_path
 from tests.factories import make_user
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -62,19 +61,6 @@ def editor_url(settings: Any, live_server: Any) -> str:
     settings.ROOT_URLCONF = __name__
     settings.LANGUAGE_CODE = "en"
     return str(live_server.url) + "/action-editor/"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    executable = chromium_path()
-    if executable is None:
-        pytest.fail("Chromium is missing: `make test` installs it (scripts/ensure-chromium.sh)")
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture
