@@ -43,7 +43,7 @@ SERVICES_ENV_FILE = VAR_DIR / "services.env"
 # initdb refuses to run as root; when we are root the server runs as this system user.
 POSTGRES_SYSTEM_USER = "mapp_postgres"
 DATABASE_NAME = "mapp"
-START_TIMEOUT_SECONDS = 30
+START_TIMEOUT_SECONDS = 120  # a loaded CI machine can take long for a first start
 
 
 class DevServiceError(RuntimeError):
@@ -183,24 +183,36 @@ class EmbeddedPostgres:
             if os.geteuid() == 0 and not self.log_file.exists():
                 self.log_file.touch()
                 self._run_as()
-            subprocess.run(
-                [
-                    self._bin("pg_ctl"),
-                    "-D",
-                    str(self.data_dir),
-                    "-l",
-                    str(self.log_file),
-                    "-w",
-                    "-t",
-                    str(START_TIMEOUT_SECONDS),
-                    "-o",
-                    f"-h 127.0.0.1 -p {self.port} -c unix_socket_directories=''",
-                    "start",
-                ],
-                check=True,
-                capture_output=True,
-                **run_as,  # type: ignore[call-overload]
-            )
+            try:
+                subprocess.run(
+                    [
+                        self._bin("pg_ctl"),
+                        "-D",
+                        str(self.data_dir),
+                        "-l",
+                        str(self.log_file),
+                        "-w",
+                        "-t",
+                        str(START_TIMEOUT_SECONDS),
+                        "-o",
+                        f"-h 127.0.0.1 -p {self.port} -c unix_socket_directories=''",
+                        "start",
+                    ],
+                    check=True,
+                    capture_output=True,
+                    **run_as,  # type: ignore[call-overload]
+                )
+            except subprocess.CalledProcessError as error:
+                # pg_ctl says only "could not start server": the reason is in the server's log.
+                log_tail = (
+                    self.log_file.read_text(errors="replace")[-2000:]
+                    if self.log_file.exists()
+                    else ""
+                )
+                raise RuntimeError(
+                    f"PostgreSQL did not start (pg_ctl exited {error.returncode}); "
+                    f"{self.log_file}:\n{log_tail}"
+                ) from error
             self.started_here = True
         _wait_for_port(self.port, what="PostgreSQL")
         self._ensure_database()
