@@ -11,5 +11,7 @@ class EmailsConfig(AppConfig):
 
     def ready(self) -> None:
         from emails.actions import register_actions
+        from emails.rendering import register_merge_fields
 
         register_actions()
+        register_merge_fields()

@@ -238,6 +238,10 @@ class AccountSettings(models.Model):
         blank=True,
         help_text=_("Shown to prospects in emails and landing pages (the “account.name” field)."),
     )
+    # The sender's particulars every marketing email must show (特定電子メール法).
+    postal_address = models.TextField(_("postal address"), blank=True)
+    contact_email = models.EmailField(_("contact email address"), blank=True)
+    contact_phone = models.CharField(_("contact phone"), max_length=50, blank=True)
     mailable_prospect_limit = models.PositiveIntegerField(
         _("mailable prospect limit"),
         null=True,

@@ -232,6 +232,17 @@ else:
     EMAIL_FILE_PATH = str(VAR_DIR / "mail")
 DEFAULT_FROM_EMAIL = get_from_env("DEFAULT_FROM_EMAIL", dev_default="mapp@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+EMAIL_USE_SSL = get_bool("EMAIL_USE_SSL", default=False)
+
+# --- List emails (emails/) ------------------------------------------------------------------
+# DKIM private keys live in files here (0600), never in the database.
+DKIM_KEY_DIR = Path(get_from_env("DKIM_KEY_DIR", str(VAR_DIR / "dkim")))
+# The mailto: of List-Unsubscribe; empty: unsubscribe@<sending domain>.
+EMAIL_UNSUBSCRIBE_MAILBOX = get_from_env("EMAIL_UNSUBSCRIBE_MAILBOX", default="")
+# Account-wide send caps (0: none), and how many batches of one send run at once.
+EMAIL_SEND_HOURLY_CAP = get_int("EMAIL_SEND_HOURLY_CAP", 0) or None
+EMAIL_SEND_DAILY_CAP = get_int("EMAIL_SEND_DAILY_CAP", 0) or None
+EMAIL_SEND_PARALLELISM = get_int("EMAIL_SEND_PARALLELISM", 2)
 
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = get_from_env("CELERY_BROKER_URL", default=REDIS_URL)
@@ -295,6 +306,15 @@ MAPP_PERIODIC_TASKS = [
         "description": (
             "Processes again form submissions whose processing failed (with back-off) "
             "or whose request died."
+        ),
+    },
+    {
+        "name": "list email dispatcher",
+        "task": "emails.dispatch",
+        "every_seconds": 60,
+        "description": (
+            "Starts due list emails, retries deferred recipients, reclaims claims of dead "
+            "workers, marks finished sends."
         ),
     },
     {

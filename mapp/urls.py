@@ -69,6 +69,7 @@ urlpatterns = [
     path("notifications/", include("mapp.urls_notifications")),
     path("", include("forms.urls")),
     path("", include("forms.urls_public")),
+    path("", include("emails.urls_public")),
     path("api/v1/", include("prospects.urls_api")),
     path(
         "api/v1/prospects/<int:prospect_id>/identify-token/",
