@@ -111,6 +111,24 @@ def command_run(arguments: argparse.Namespace) -> int:
         _manage("ensure_admin", env=environment)
         if arguments.demo:
             _manage("load_demo_data", env=environment)
+        catcher = None
+        if not environment.get("EMAIL_HOST") and environment.get("MAPP_ENV") != "production":
+            # No SMTP server configured: every mail the app sends lands in the Outbox instead.
+            from mapp.devservices import VAR_DIR
+            from mapp.mailcatcher import MailCatcher, outbox_directory
+
+            catcher = MailCatcher(outbox_directory(VAR_DIR)).start()
+            environment.update(
+                EMAIL_HOST=catcher.host,
+                EMAIL_PORT=str(catcher.port),
+                MAPP_OUTBOX="1",
+                OUTBOX_DIR=str(outbox_directory(VAR_DIR)),
+            )
+            print(
+                f"mapp: no EMAIL_HOST set — mail is kept in {outbox_directory(VAR_DIR)} "
+                "(Settings → Outbox)",
+                flush=True,
+            )
         processes: dict[str, subprocess.Popen[bytes]] = {}
         stopping = False
 
@@ -143,6 +161,8 @@ def command_run(arguments: argparse.Namespace) -> int:
         finally:
             print("mapp: stopping web, worker and beat…", flush=True)
             _stop(processes)
+            if catcher is not None:
+                catcher.stop()
         print("mapp: stopped.", flush=True)
         return exit_code
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
@@ -82,6 +83,12 @@ NAVIGATION: tuple[NavSection, ...] = (
             NavItem(_("Audit log"), Module.USERS, "users:audit_log"),
             NavItem(_("Tracking"), Module.SETTINGS, "visitors:settings"),
             NavItem(_("System status"), Module.SETTINGS, "system_status"),
+            NavItem(
+                _("Outbox"),
+                Module.SETTINGS,
+                "outbox:list",
+                visible=lambda user: bool(getattr(settings, "OUTBOX_ENABLED", False)),
+            ),
             NavItem(_("API tokens"), Module.PROSPECTS, "api_tokens"),
             NavItem(_("Django admin"), Module.ADMIN_SITE, "admin:index"),
         ),

@@ -235,6 +235,9 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 EMAIL_USE_SSL = get_bool("EMAIL_USE_SSL", default=False)
 
 # --- List emails (emails/) ------------------------------------------------------------------
+# `mapp run` without EMAIL_HOST keeps every sent message here (mapp/mailcatcher.py, Outbox page).
+OUTBOX_DIR = Path(get_from_env("OUTBOX_DIR", str(VAR_DIR / "outbox")))
+OUTBOX_ENABLED = get_bool("MAPP_OUTBOX", default=False)  # set by `mapp run` with the catcher
 # DKIM private keys live in files here (0600), never in the database.
 DKIM_KEY_DIR = Path(get_from_env("DKIM_KEY_DIR", str(VAR_DIR / "dkim")))
 # The mailto: of List-Unsubscribe; empty: unsubscribe@<sending domain>.
