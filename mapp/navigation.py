@@ -54,7 +54,8 @@ NAVIGATION: tuple[NavSection, ...] = (
         "marketing",
         _("Marketing"),
         (
-            NavItem(_("Emails"), Module.MARKETING),
+            NavItem(_("Emails"), Module.MARKETING, "emails:list"),
+            NavItem(_("Email templates"), Module.MARKETING, "emails:templates"),
             NavItem(_("Forms"), Module.MARKETING, "forms:list"),
             NavItem(_("Form handlers"), Module.MARKETING, "forms:handlers"),
             NavItem(_("Landing pages"), Module.MARKETING, "forms:landing_pages"),
@@ -82,6 +83,7 @@ NAVIGATION: tuple[NavSection, ...] = (
             NavItem(_("Roles"), Module.USERS, "users:roles"),
             NavItem(_("Audit log"), Module.USERS, "users:audit_log"),
             NavItem(_("Tracking"), Module.SETTINGS, "visitors:settings"),
+            NavItem(_("Sending domains"), Module.SETTINGS, "emails:domains", level=Level.EDIT),
             NavItem(_("System status"), Module.SETTINGS, "system_status"),
             NavItem(
                 _("Outbox"),

@@ -246,6 +246,11 @@ EMAIL_UNSUBSCRIBE_MAILBOX = get_from_env("EMAIL_UNSUBSCRIBE_MAILBOX", default=""
 EMAIL_SEND_HOURLY_CAP = get_int("EMAIL_SEND_HOURLY_CAP", 0) or None
 EMAIL_SEND_DAILY_CAP = get_int("EMAIL_SEND_DAILY_CAP", 0) or None
 EMAIL_SEND_PARALLELISM = get_int("EMAIL_SEND_PARALLELISM", 2)
+# The host whose SPF record lists the sending servers, for the SPF record a domain is told to
+# publish (empty: "v=spf1 mx ~all"); name servers that "Verify now" asks instead of the system's.
+EMAIL_SPF_INCLUDE = get_from_env("EMAIL_SPF_INCLUDE", default="")
+EMAIL_DNS_NAMESERVERS = get_list("EMAIL_DNS_NAMESERVERS", default=[])
+EMAIL_DNS_PORT = get_int("EMAIL_DNS_PORT", 53)
 
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = get_from_env("CELERY_BROKER_URL", default=REDIS_URL)

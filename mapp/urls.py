@@ -71,6 +71,7 @@ urlpatterns = [
     path("", include("forms.urls_public")),
     path("", include("emails.urls_public")),
     path("", include("emails.urls_outbox")),
+    path("", include("emails.urls")),
     path("api/v1/", include("prospects.urls_api")),
     path(
         "api/v1/prospects/<int:prospect_id>/identify-token/",
