@@ -554,16 +554,28 @@ def _record_outcome(list_email: ListEmail, result: BatchResult) -> None:
 
 
 def list_email_finish_if_done(*, list_email_id: int) -> bool:
-    """Mark a sending list email sent once no row is queued or claimed (one guarded UPDATE)."""
+    """Mark a sending list email sent once no row is queued or claimed (one guarded UPDATE).
+
+    The counters are recounted from the rows at that moment: a worker killed mid-batch never
+    added its batch to the running counters (they are written when a batch ends).
+    """
     table = ListEmail._meta.db_table
     recipient_table = Recipient._meta.db_table
+    count = f"(SELECT count(*) FROM {recipient_table} WHERE list_email_id = %s AND status = %s)"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET status = %s, finished_at = now(), updated_at = now() "  # noqa: S608
+            f"UPDATE {table} SET status = %s, finished_at = now(), updated_at = now(), "  # noqa: S608
+            f"sent_count = {count}, failed_count = {count}, skipped_count = {count} "
             "WHERE id = %s AND status = %s AND NOT EXISTS ("
             f"SELECT 1 FROM {recipient_table} WHERE list_email_id = %s AND status IN (%s, %s))",
             [
                 ListEmailStatus.SENT,
+                list_email_id,
+                RecipientStatus.SENT,
+                list_email_id,
+                RecipientStatus.FAILED,
+                list_email_id,
+                RecipientStatus.SKIPPED,
                 list_email_id,
                 ListEmailStatus.SENDING,
                 list_email_id,
