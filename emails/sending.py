@@ -41,7 +41,7 @@ from emails.dkim import DkimError
 from emails.models import ListEmail, ListEmailStatus, Recipient, RecipientStatus
 from emails.rendering import BuiltMessage, MessageBuildError, SendSetup, message_build
 from prospects.models import MAILABLE_Q, ListMembership, Prospect
-from prospects.services import schedule_dynamic_list_refresh
+from prospects.services import prospect_mark_hard_bounced
 from tracking.models import Activity, ActivityType
 from tracking.services import activities_record_many, activity_record
 
@@ -251,11 +251,7 @@ def _hard_bounce(
     """A 5xx to RCPT TO: the address does not exist; the prospect becomes undeliverable."""
     if recipient.prospect_id is None:
         return
-    now = timezone.now()
-    Prospect.objects.filter(pk=recipient.prospect_id, hard_bounced_at__isnull=True).update(
-        hard_bounced_at=now, updated_at=now
-    )
-    schedule_dynamic_list_refresh([recipient.prospect_id])
+    prospect_mark_hard_bounced(prospect_id=recipient.prospect_id)
     activity_record(
         type=ActivityType.EMAIL_BOUNCED,
         prospect_id=recipient.prospect_id,

@@ -36,7 +36,8 @@ from forms.models import (
 )
 from prospects.exporting import neutralise
 from prospects.models import Prospect
-from prospects.services import schedule_dynamic_list_refresh
+from prospects.services import prospect_opt_back_in
+from prospects.services import prospect_opt_out as services_opt_out
 from tracking.models import ActivityType
 from tracking.services import activity_record
 
@@ -142,11 +143,8 @@ def _record(
 def _opt_back_in(prospect: Prospect) -> None:
     # The person's own, explicit consent is the one thing that may undo an opt-out
     # (prospects.actions' "opt out" is deliberately one-way for automations).
-    if Prospect.objects.filter(pk=prospect.pk, opted_out=True).update(
-        opted_out=False, updated_at=timezone.now()
-    ):
+    if prospect_opt_back_in(prospect_id=prospect.pk):
         prospect.opted_out = False
-        schedule_dynamic_list_refresh([prospect.pk])
 
 
 def consent_grant_record(
@@ -208,9 +206,7 @@ def prospect_opt_out(
     Returns False (and records nothing) when the prospect had opted out already.
     """
     with transaction.atomic():
-        updated = Prospect.objects.filter(pk=prospect.pk, opted_out=False).update(
-            opted_out=True, updated_at=timezone.now()
-        )
+        updated = services_opt_out(prospect_id=prospect.pk)
         prospect.opted_out = True
         if not updated:
             return False
@@ -232,7 +228,6 @@ def prospect_opt_out(
             else source,
             payload={"source": source},
         )
-        schedule_dynamic_list_refresh([prospect.pk])
     return True
 
 

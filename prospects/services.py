@@ -590,6 +590,42 @@ def prospects_set_do_not_email(
     return updated
 
 
+def prospect_opt_out(*, prospect_id: int) -> bool:
+    """Opt the prospect out of marketing email; False if they had opted out already.
+
+    The one writer of the flag (the "opt out" action, form consent, email unsubscribes); callers
+    record their own evidence (consent log, activities).
+    """
+    updated = Prospect.objects.filter(pk=prospect_id, opted_out=False).update(
+        opted_out=True, updated_at=timezone.now()
+    )
+    if updated:
+        schedule_dynamic_list_refresh([prospect_id])
+    return bool(updated)
+
+
+def prospect_opt_back_in(*, prospect_id: int) -> bool:
+    """Undo an opt-out: only for the person's own explicit consent (特定電子メール法), never an
+    automation. False if the prospect was not opted out."""
+    updated = Prospect.objects.filter(pk=prospect_id, opted_out=True).update(
+        opted_out=False, updated_at=timezone.now()
+    )
+    if updated:
+        schedule_dynamic_list_refresh([prospect_id])
+    return bool(updated)
+
+
+def prospect_mark_hard_bounced(*, prospect_id: int) -> bool:
+    """The prospect's address does not exist: no more email. False if already marked."""
+    now = timezone.now()
+    updated = Prospect.objects.filter(pk=prospect_id, hard_bounced_at__isnull=True).update(
+        hard_bounced_at=now, updated_at=now
+    )
+    if updated:
+        schedule_dynamic_list_refresh([prospect_id])
+    return bool(updated)
+
+
 # --- lists --------------------------------------------------------------------------------------
 
 

@@ -468,13 +468,10 @@ def _opt_out(
 ) -> ActionOutcome:
     # One way only: opting a prospect back in needs their own consent (特定電子メール法), never
     # an automation.
-    updated = Prospect.objects.filter(pk=prospect.pk, opted_out=False).update(
-        opted_out=True, updated_at=timezone.now()
-    )
+    updated = services.prospect_opt_out(prospect_id=prospect.pk)
     prospect.opted_out = True
     if not updated:
         return ActionOutcome.ok(_("Had opted out already."))
-    services.schedule_dynamic_list_refresh([prospect.pk])
     return ActionOutcome.ok(_("Opted out."))
 
 
