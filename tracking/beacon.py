@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 MAX_URL_LENGTH = 2000
 MAX_TITLE_LENGTH = 500
 MAX_UTM_LENGTH = 200
-MAX_USER_AGENT_LENGTH = 500
 # A beacon has six parameters; a query string with many more is not ours.
 MAX_FIELDS = 20
 MAX_QUERY_STRING_BYTES = 12_000

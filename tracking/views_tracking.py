@@ -158,7 +158,9 @@ def page_view(request: HttpRequest) -> HttpResponse:
         title=parsed.title,
         referrer=parsed.referrer,
         utm=parsed.utm,
-        user_agent=beacon.clean_text(request.META.get("HTTP_USER_AGENT", ""), 500),
+        user_agent=beacon.clean_text(
+            request.META.get("HTTP_USER_AGENT", ""), ingest.MAX_USER_AGENT_LENGTH
+        ),
         ip=address,
     )
     try:
@@ -218,7 +220,9 @@ def identify(request: HttpRequest) -> HttpResponse:
         return _quiet()
     visitor, _created = ingest.visitor_for_cookie(
         visitor_uuid=visitor_uuid_from_request(request),
-        user_agent=beacon.clean_text(request.headers.get("User-Agent", ""), 500),
+        user_agent=beacon.clean_text(
+            request.headers.get("User-Agent", ""), ingest.MAX_USER_AGENT_LENGTH
+        ),
         ip=address,
     )
     visitor_identify(visitor=visitor, prospect_id=prospect_id, source="site")
