@@ -6,7 +6,14 @@ from typing import ClassVar
 
 from django.contrib import admin
 
-from emails.models import EmailTemplate, ListEmail, Recipient, SendingDomain
+from emails.models import (
+    EmailTemplate,
+    ListEmail,
+    ListEmailVariant,
+    Recipient,
+    SendingDomain,
+    TriggeredEmail,
+)
 from mapp.admin_site import GuardedModelAdmin, ReadOnlyGuardedModelAdmin
 from mapp.models import Module
 
@@ -46,6 +53,11 @@ class ListEmailAdmin(GuardedModelAdmin):
         "sent_count",
         "failed_count",
         "skipped_count",
+        "hard_bounce_count",
+        "soft_bounce_count",
+        "complaint_count",
+        "ab_winner",
+        "ab_decided_at",
     )
     filter_horizontal: ClassVar[tuple[str, ...]] = ("recipient_lists", "suppression_lists")
 
@@ -53,7 +65,25 @@ class ListEmailAdmin(GuardedModelAdmin):
 @admin.register(Recipient)
 class RecipientAdmin(ReadOnlyGuardedModelAdmin):
     access_module = Module.MARKETING
-    list_display = ("email", "list_email", "status", "attempts", "sent_at")
-    list_filter = ("status",)
+    list_display = ("email", "list_email", "variant", "status", "attempts", "sent_at")
+    list_filter = ("status", "bounce_kind")
     search_fields = ("email", "message_id")
-    raw_id_fields = ("prospect", "list_email")
+    raw_id_fields = ("prospect", "list_email", "variant")
+
+
+@admin.register(ListEmailVariant)
+class ListEmailVariantAdmin(GuardedModelAdmin):
+    access_module = Module.MARKETING
+    list_display = ("list_email", "letter", "subject")
+    search_fields = ("list_email__name", "subject")
+    list_filter = ("letter",)
+    raw_id_fields = ("list_email",)
+
+
+@admin.register(TriggeredEmail)
+class TriggeredEmailAdmin(ReadOnlyGuardedModelAdmin):
+    access_module = Module.MARKETING
+    list_display = ("email", "template", "status", "attempts", "sent_at")
+    list_filter = ("status",)
+    search_fields = ("email", "message_id", "dedup_key")
+    raw_id_fields = ("prospect", "template", "sending_domain")

@@ -152,6 +152,11 @@ class ListEmailStatus(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelled")
 
 
+class AbWinnerMetric(models.TextChoices):
+    OPEN_RATE = "open_rate", _("Unique open rate")
+    CLICK_RATE = "click_rate", _("Unique click rate")
+
+
 class ListEmail(EmailContent):
     """One send to lists. Content is copied from ``template`` when made from one, so editing
     the template later never changes what a past send was."""
@@ -194,6 +199,34 @@ class ListEmail(EmailContent):
     sent_count = models.PositiveIntegerField(_("sent"), default=0)
     failed_count = models.PositiveIntegerField(_("failed"), default=0)
     skipped_count = models.PositiveIntegerField(_("skipped"), default=0)
+    # Feedback counted once per recipient row (emails.feedback); the guard rails read them.
+    hard_bounce_count = models.PositiveIntegerField(_("hard bounces"), default=0)
+    soft_bounce_count = models.PositiveIntegerField(_("soft bounces"), default=0)
+    complaint_count = models.PositiveIntegerField(_("spam complaints"), default=0)
+    # A/B test: with a share set, that share of the recipients is split evenly over the
+    # variants; the rest waits ("held") until the winner is chosen after ``ab_test_hours``.
+    ab_test_percent = models.PositiveSmallIntegerField(
+        _("A/B test share (%)"),
+        null=True,
+        blank=True,
+        help_text=_("Share of the recipients who get a variant; the rest get the winner."),
+    )
+    ab_test_hours = models.PositiveSmallIntegerField(_("A/B test duration (hours)"), default=4)
+    ab_winner_metric = models.CharField(
+        _("winner chosen by"),
+        max_length=20,
+        choices=AbWinnerMetric.choices,
+        default=AbWinnerMetric.OPEN_RATE,
+    )
+    ab_winner = models.ForeignKey(
+        "ListEmailVariant",
+        verbose_name=_("winning variant"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    ab_decided_at = models.DateTimeField(_("winner chosen at"), null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("created by"),
@@ -219,7 +252,37 @@ class ListEmail(EmailContent):
         return f"le{self.pk}"
 
 
+class ListEmailVariant(models.Model):
+    """One variant of an A/B-tested list email. An empty field means "as in the email"."""
+
+    list_email = models.ForeignKey(
+        ListEmail, verbose_name=_("list email"), on_delete=models.CASCADE, related_name="variants"
+    )
+    letter = models.CharField(_("variant"), max_length=2)
+    subject = models.CharField(_("subject"), max_length=255, blank=True)
+    preheader = models.CharField(_("preheader"), max_length=255, blank=True)
+    html = models.TextField(_("HTML"), blank=True)
+    text = models.TextField(_("plain text"), blank=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["list_email", "letter"]
+        verbose_name = _("A/B variant")
+        verbose_name_plural = _("A/B variants")
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(fields=["list_email", "letter"], name="variant_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.list_email} — {self.letter}"
+
+
+class BounceKind(models.TextChoices):
+    HARD = "hard", _("Hard bounce")
+    SOFT = "soft", _("Soft bounce")
+
+
 class RecipientStatus(models.TextChoices):
+    HELD = "held", _("Waiting for the A/B test winner")
     QUEUED = "queued", _("Queued")
     CLAIMED = "claimed", _("Being sent")
     SENT = "sent", _("Sent")
@@ -235,6 +298,14 @@ class Recipient(models.Model):
         Prospect, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     email = models.CharField(_("email address"), max_length=254)
+    variant = models.ForeignKey(
+        ListEmailVariant,
+        verbose_name=_("variant"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="recipients",
+    )
     status = models.CharField(
         _("status"), max_length=10, choices=RecipientStatus.choices, default=RecipientStatus.QUEUED
     )
@@ -244,6 +315,14 @@ class Recipient(models.Model):
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     message_id = models.CharField(_("Message-ID"), max_length=255, blank=True)
     error = models.TextField(_("error"), blank=True)
+    # Feedback after delivery; each is set once (guarded UPDATE), so a bounce or complaint
+    # reported twice (a DSN and an ESP webhook) is counted once.
+    bounced_at = models.DateTimeField(_("bounced at"), null=True, blank=True)
+    bounce_kind = models.CharField(
+        _("bounce"), max_length=4, choices=BounceKind.choices, blank=True
+    )
+    bounce_reason = models.CharField(_("bounce reason"), max_length=500, blank=True)
+    complained_at = models.DateTimeField(_("complained at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -271,3 +350,59 @@ class Recipient(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} ({self.status})"
+
+
+class TriggeredEmailStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+    SKIPPED = "skipped", _("Skipped")
+
+
+class TriggeredEmail(models.Model):
+    """One email template sent to one prospect by an action (an autoresponder).
+
+    ``dedup_key`` names what caused it (the action run), so a retried job sends nothing new.
+    """
+
+    template = models.ForeignKey(
+        EmailTemplate,
+        verbose_name=_("template"),
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="triggered_emails",
+    )
+    prospect = models.ForeignKey(
+        Prospect, verbose_name=_("prospect"), on_delete=models.CASCADE, related_name="+"
+    )
+    sending_domain = models.ForeignKey(
+        SendingDomain,
+        verbose_name=_("sending domain"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    email = models.CharField(_("email address"), max_length=254)
+    dedup_key = models.CharField(_("cause"), max_length=200, unique=True)
+    status = models.CharField(
+        _("status"),
+        max_length=10,
+        choices=TriggeredEmailStatus.choices,
+        default=TriggeredEmailStatus.QUEUED,
+        db_index=True,
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    message_id = models.CharField(_("Message-ID"), max_length=255, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["-created_at", "-id"]
+        verbose_name = _("triggered email")
+        verbose_name_plural = _("triggered emails")
+
+    def __str__(self) -> str:
+        return f"{self.template} → {self.email} ({self.status})"

@@ -251,6 +251,16 @@ EMAIL_SEND_PARALLELISM = get_int("EMAIL_SEND_PARALLELISM", 2)
 EMAIL_SPF_INCLUDE = get_from_env("EMAIL_SPF_INCLUDE", default="")
 EMAIL_DNS_NAMESERVERS = get_list("EMAIL_DNS_NAMESERVERS", default=[])
 EMAIL_DNS_PORT = get_int("EMAIL_DNS_PORT", 53)
+# A claim older than this belongs to a dead worker and goes back to the queue (emails.sending).
+EMAIL_STALE_CLAIM_MINUTES = get_int("EMAIL_STALE_CLAIM_MINUTES", 10)
+# Guard rails (Gmail/Yahoo bulk-sender rules): a send pauses itself when, after at least
+# EMAIL_GUARD_MIN_SENT messages, its complaint or hard-bounce rate passes these (per mille).
+EMAIL_COMPLAINT_RATE_PAUSE_PER_MILLE = get_int("EMAIL_COMPLAINT_RATE_PAUSE_PER_MILLE", 3)
+EMAIL_HARD_BOUNCE_RATE_PAUSE_PER_MILLE = get_int("EMAIL_HARD_BOUNCE_RATE_PAUSE_PER_MILLE", 50)
+EMAIL_GUARD_MIN_SENT = get_int("EMAIL_GUARD_MIN_SENT", 100)
+# Envelope sender (Return-Path) of list emails, where bounces go; empty: the From address.
+# Point it at an address whose MX reaches mapp's inbound SMTP endpoint (`mapp inbound`).
+EMAIL_RETURN_PATH = get_from_env("EMAIL_RETURN_PATH", default="")
 
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = get_from_env("CELERY_BROKER_URL", default=REDIS_URL)

@@ -143,9 +143,9 @@ class ClassificationRuleAdmin(GuardedModelAdmin):
 @admin.register(ProspectList)
 class ProspectListAdmin(GuardedModelAdmin):
     access_module = Module.MARKETING
-    list_display = ("name", "is_dynamic", "last_refreshed_at", "created_at")
-    list_filter = ("is_dynamic", "created_at")
-    search_fields = ("name", "description")
+    list_display = ("name", "is_dynamic", "is_public", "last_refreshed_at", "created_at")
+    list_filter = ("is_dynamic", "is_public", "created_at")
+    search_fields = ("name", "public_name", "description")
 
 
 @admin.register(ListMembership)

@@ -316,6 +316,17 @@ class ProspectList(models.Model):
     description = models.CharField(_("description"), max_length=500, blank=True)
     is_dynamic = models.BooleanField(_("dynamic"), default=False)
     criteria = models.JSONField(_("criteria"), default=dict, blank=True)
+    is_public = models.BooleanField(
+        _("shown in the preference centre"),
+        default=False,
+        help_text=_("Prospects can subscribe to and leave this list from their emails."),
+    )
+    public_name = models.CharField(
+        _("name shown to prospects"),
+        max_length=200,
+        blank=True,
+        help_text=_("Shown in the preference centre instead of the internal name."),
+    )
     members: models.ManyToManyField[Prospect, ListMembership] = models.ManyToManyField(
         Prospect, through="ListMembership", related_name="lists", blank=True
     )
