@@ -37,11 +37,13 @@ from mapp.templating import MergeContext, MergeField, register_merge_field, rend
 from tracking.links import is_safe_destination, open_pixel_url, tracked_link_url
 
 if TYPE_CHECKING:
-    from emails.models import ListEmail, SendingDomain
+    from emails.models import EmailTemplate, ListEmail, ListEmailVariant, SendingDomain
     from mapp.models import User
     from prospects.models import Prospect
 
 RECIPIENT_HEADER_SALT = "mapp.email.recipient"
+#: The unsubscribe "token" of a test send: no valid token, so the link opts nobody out.
+TEST_SEND_TOKEN = "test-send"  # noqa: S105 (not a secret)
 # Control characters (CR, LF, NUL, …) never belong in a header value; runs of whitespace shrink.
 _HEADER_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _ANCHOR = re.compile(r"<a\b[^>]*>", re.IGNORECASE)
@@ -107,14 +109,53 @@ def sender_for(content: EmailContent, prospect: Prospect | None, *, domain: str)
     return Sender(name=content.sender_name, address=content.sender_address)
 
 
+@dataclass(frozen=True)
+class Content:
+    """The four templated parts of one message: an email's own, or an A/B variant's."""
+
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+    @classmethod
+    def of(cls, source: EmailContent, variant: ListEmailVariant | None = None) -> Content:
+        """A variant's fields override the email's; an empty one inherits it. A variant with its
+        own HTML and no text of its own gets text generated from its HTML, never the email's
+        text (which describes other content)."""
+        if variant is None:
+            return cls(source.subject, source.preheader, source.html, source.text)
+        text = variant.text or ("" if variant.html else source.text)
+        return cls(
+            subject=variant.subject or source.subject,
+            preheader=variant.preheader or source.preheader,
+            html=variant.html or source.html,
+            text=text,
+        )
+
+
+class SendKind:
+    LIST_EMAIL = "list-email"
+    AUTORESPONDER = "autoresponder"
+    TEST = "test"
+
+
 @dataclass
 class SendSetup:
-    """What one batch of a send shares; built once per batch (the key file is read here)."""
+    """What one batch of a send shares; built once per batch (the key file is read here).
 
-    list_email: ListEmail
+    ``source`` is the list email or, for an autoresponder or a test send of a template, the
+    template. ``contents`` maps a variant id (None: the email's own content) to its parts.
+    """
+
+    source: EmailContent
     sending_domain: SendingDomain
     signer: DkimSigner
     account_values: dict[str, str]
+    email_id: str
+    kind: str
+    object_pk: int
+    contents: dict[int | None, Content] = field(default_factory=dict)
     base_url: str = field(default_factory=lambda: settings.SITE_URL)
     inliner: css_inline.CSSInliner = field(
         default_factory=lambda: css_inline.CSSInliner(
@@ -123,10 +164,45 @@ class SendSetup:
     )
 
     @classmethod
-    def for_list_email(cls, list_email: ListEmail) -> SendSetup:
-        domain = list_email.sending_domain
+    def for_list_email(cls, list_email: ListEmail, *, kind: str = SendKind.LIST_EMAIL) -> SendSetup:
+        contents: dict[int | None, Content] = {None: Content.of(list_email)}
+        for variant in list_email.variants.all():
+            contents[variant.pk] = Content.of(list_email, variant)
+        return cls._make(
+            source=list_email,
+            domain=list_email.sending_domain,
+            email_id=list_email.tracking_id,
+            kind=kind,
+            object_pk=list_email.pk,
+            contents=contents,
+        )
+
+    @classmethod
+    def for_template(
+        cls, template: EmailTemplate, domain: SendingDomain | None, *, kind: str
+    ) -> SendSetup:
+        return cls._make(
+            source=template,
+            domain=domain,
+            email_id=f"at{template.pk}",
+            kind=kind,
+            object_pk=template.pk,
+            contents={None: Content.of(template)},
+        )
+
+    @classmethod
+    def _make(
+        cls,
+        *,
+        source: EmailContent,
+        domain: SendingDomain | None,
+        email_id: str,
+        kind: str,
+        object_pk: int,
+        contents: dict[int | None, Content],
+    ) -> SendSetup:
         if domain is None:
-            raise MessageBuildError("The list email has no sending domain.")
+            raise MessageBuildError("The email has no sending domain.")
         signer = DkimSigner(
             domain=domain.domain,
             selector=domain.dkim_selector,
@@ -134,10 +210,14 @@ class SendSetup:
             algorithm=domain.dkim_algorithm,  # type: ignore[arg-type]
         )
         return cls(
-            list_email=list_email,
+            source=source,
             sending_domain=domain,
             signer=signer,
             account_values=account_merge_values(),
+            email_id=email_id,
+            kind=kind,
+            object_pk=object_pk,
+            contents=contents,
         )
 
 
@@ -221,6 +301,11 @@ def recipient_header_value(recipient_id: int) -> str:
     return signing.Signer(salt=RECIPIENT_HEADER_SALT).sign(str(recipient_id))
 
 
+def return_path(sender_address: str) -> str:
+    """The envelope sender: EMAIL_RETURN_PATH (where bounces are read) or the From address."""
+    return getattr(settings, "EMAIL_RETURN_PATH", "") or sender_address
+
+
 def message_build(
     setup: SendSetup,
     *,
@@ -228,12 +313,27 @@ def message_build(
     address: str,
     prospect: Prospect,
     sent_at: datetime.datetime,
+    variant_id: int | None = None,
+    message_id: str = "",
 ) -> BuiltMessage:
-    """The complete, DKIM-signed message for one recipient (raises MessageBuildError)."""
-    list_email = setup.list_email
+    """The complete, DKIM-signed message for one recipient (raises MessageBuildError).
+
+    A test send (``SendKind.TEST``) is personalised as ``prospect`` but tracks nothing: its
+    links are not rewritten, it has no pixel, and its unsubscribe link is inert, so a
+    colleague's test click never counts as the prospect's and cannot opt them out.
+    """
+    source = setup.source
+    content = setup.contents.get(variant_id) or setup.contents[None]
     domain = setup.sending_domain.domain
-    sender = sender_for(list_email, prospect, domain=domain)
-    token = unsubscribe_token(prospect_id=prospect.pk, list_email_id=list_email.pk)
+    test = setup.kind == SendKind.TEST
+    sender = sender_for(source, prospect, domain=domain)
+    if test:
+        token = TEST_SEND_TOKEN
+    else:
+        token = unsubscribe_token(
+            prospect_id=prospect.pk,
+            list_email_id=setup.object_pk if setup.kind == SendKind.LIST_EMAIL else 0,
+        )
     unsubscribe_https = setup.base_url + reverse(
         "emails_public:unsubscribe", kwargs={"token": token}
     )
@@ -245,45 +345,51 @@ def message_build(
         "sender.email": sender.address,
     }
     context = MergeContext(prospect=prospect, extra=extra)
-    email_id = list_email.tracking_id
     try:
-        subject = header_text(_text(list_email.subject, context))
-        body = render_marketer_template(list_email.html, context)
-        if list_email.preheader:
-            preheader = render_marketer_template(list_email.preheader, context)
+        subject = header_text(_text(content.subject, context))
+        body = render_marketer_template(content.html, context)
+        if content.preheader:
+            preheader = render_marketer_template(content.preheader, context)
             body = _insert_after_body_open(
                 body,
                 '<div style="display:none;max-height:0;overflow:hidden;mso-hide:all">'
                 f"{preheader}</div>",
             )
         body = setup.inliner.inline(body)
-        body = links_rewrite(
-            body,
-            prospect_id=prospect.pk,
-            email_id=email_id,
-            sent_at=sent_at,
-            base_url=setup.base_url,
-        )
-        text = _text(list_email.text, context) if list_email.text.strip() else ""
+        if not test:
+            body = links_rewrite(
+                body,
+                prospect_id=prospect.pk,
+                email_id=setup.email_id,
+                sent_at=sent_at,
+                base_url=setup.base_url,
+            )
+        text = _text(content.text, context) if content.text.strip() else ""
     except ValueError as error:  # TemplateError is a ValueError
         raise MessageBuildError(str(error)) from error
     if not text:
         text = _html_to_text(body)
-    pixel = open_pixel_url(
-        prospect_id=prospect.pk, email_id=email_id, sent_at=sent_at, base_url=setup.base_url
-    )
-    body = _insert_before_body_close(
-        body,
-        f'<img src="{html.escape(pixel, quote=True)}" width="1" height="1" alt="" '
-        'style="display:block;border:0;width:1px;height:1px">',
-    )
-    message_id = f"<mapp.{list_email.pk}.{recipient_id}@{domain}>"
+    if test:
+        subject = f"[TEST] {subject}"
+    else:
+        pixel = open_pixel_url(
+            prospect_id=prospect.pk,
+            email_id=setup.email_id,
+            sent_at=sent_at,
+            base_url=setup.base_url,
+        )
+        body = _insert_before_body_close(
+            body,
+            f'<img src="{html.escape(pixel, quote=True)}" width="1" height="1" alt="" '
+            'style="display:block;border:0;width:1px;height:1px">',
+        )
+    message_id = message_id or f"<mapp.{setup.object_pk}.{recipient_id}@{domain}>"
     message = EmailMessage(policy=SMTP)
     try:
         message["From"] = Address(display_name=header_text(sender.name), addr_spec=sender.address)
         message["To"] = Address(display_name=header_text(prospect.full_name), addr_spec=address)
-        if list_email.reply_to:
-            message["Reply-To"] = Address(addr_spec=list_email.reply_to)
+        if source.reply_to:
+            message["Reply-To"] = Address(addr_spec=source.reply_to)
     except (ValueError, IndexError) as error:
         raise MessageBuildError(f"Invalid address: {error}") from error
     message["Subject"] = subject
@@ -291,13 +397,15 @@ def message_build(
     message["Message-ID"] = message_id
     message["List-Unsubscribe"] = f"<{unsubscribe_https}>, <mailto:{mailbox}?subject={token}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message["Feedback-ID"] = f"{list_email.pk}:list-email:mapp"
+    message["Feedback-ID"] = f"{setup.object_pk}:{setup.kind}:mapp"
     message["X-Mapp-Recipient"] = recipient_header_value(recipient_id)
     message.set_content(text)
     message.add_alternative(body, subtype="html")
     data = message.as_bytes()
     signature = setup.signer.sign(data, include_headers=DEFAULT_SIGNED_HEADERS)
-    return BuiltMessage(message_id=message_id, envelope_from=sender.address, data=signature + data)
+    return BuiltMessage(
+        message_id=message_id, envelope_from=return_path(sender.address), data=signature + data
+    )
 
 
 # --- merge fields emails contribute to the shared sandbox --------------------------------------

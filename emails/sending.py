@@ -50,9 +50,6 @@ logger = logging.getLogger(__name__)
 # Rows one worker claims at a time: ≈ 1 s of work at 100 messages/s, so a crash re-sends at
 # most the message in flight and a pause takes effect within a second.
 BATCH_SIZE = 100
-# A claim older than this belongs to a dead worker and is taken back. A live worker stops at
-# half of it (see module docstring), so it must be far above one batch's duration.
-STALE_CLAIM_AFTER = datetime.timedelta(minutes=10)
 # SMTP 4xx: tries before a row is given up (≈ 1+2+4+8+16+32+60 min ≈ 2 h with the backoff).
 MAX_ATTEMPTS = 8
 RETRY_BASE = datetime.timedelta(minutes=1)
@@ -62,6 +59,13 @@ ERROR_MAX_LENGTH = 1000
 
 def _setting(name: str, default: Any) -> Any:
     return getattr(settings, name, default)
+
+
+def stale_claim_after() -> datetime.timedelta:
+    """A claim older than this belongs to a dead worker and is taken back (setting
+    EMAIL_STALE_CLAIM_MINUTES, 10 by default). A live worker stops at half of it (see the
+    module docstring), so it must be far above one batch's duration: at least two minutes."""
+    return datetime.timedelta(minutes=max(int(_setting("EMAIL_STALE_CLAIM_MINUTES", 10)), 2))
 
 
 # --- snapshot -----------------------------------------------------------------------------------
@@ -94,13 +98,61 @@ def recipients_snapshot(list_email: ListEmail) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (list_email_id, prospect_id, email, status, attempts, "  # noqa: S608
-            "next_attempt_at, message_id, error, created_at) "
-            "SELECT %s, chosen.id, lower(chosen.email), %s, 0, now(), '', '', now() "
+            "next_attempt_at, message_id, error, bounce_kind, bounce_reason, created_at) "
+            "SELECT %s, chosen.id, lower(chosen.email), %s, 0, now(), '', '', '', '', now() "
             f"FROM ({select_sql}) AS chosen ORDER BY chosen.id "
             "ON CONFLICT (list_email_id, email) DO NOTHING",
             [list_email.pk, RecipientStatus.QUEUED, *select_params],
         )
-        return cursor.rowcount
+        added = cursor.rowcount
+    ab_test_split(list_email)
+    return added
+
+
+def ab_test_split(list_email: ListEmail) -> None:
+    """An A/B-tested send: a random ``ab_test_percent`` of the rows not yet given a variant is
+    spread evenly over the variants; the others wait ("held") for the winner.
+
+    Only rows without a variant that are still queued are touched, so running it again (a
+    retried start) changes nothing already decided. Each address has one row, so each prospect
+    gets exactly one variant. With 100 % (or one variant) every row gets a variant and there is
+    no winner phase.
+    """
+    percent = list_email.ab_test_percent
+    variant_ids = list(list_email.variants.order_by("letter").values_list("pk", flat=True))
+    if not percent or len(variant_ids) < 2 or list_email.ab_decided_at is not None:
+        return
+    table = Recipient._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM {table} WHERE list_email_id = %s AND variant_id IS NULL "  # noqa: S608
+            "AND status = %s",
+            [list_email.pk, RecipientStatus.QUEUED],
+        )
+        undecided = cursor.fetchone()[0]
+        if undecided == 0:
+            return
+        # at least one recipient per variant, however small the audience
+        tested = max(-(-undecided * min(percent, 100) // 100), len(variant_ids))
+        cursor.execute(
+            f"WITH ranked AS (SELECT id, row_number() OVER (ORDER BY random()) AS rn "  # noqa: S608
+            f"FROM {table} WHERE list_email_id = %s AND variant_id IS NULL AND status = %s) "
+            f"UPDATE {table} r SET "
+            "variant_id = CASE WHEN ranked.rn <= %s "
+            "THEN (%s::bigint[])[((ranked.rn - 1) %% %s) + 1] END, "
+            "status = CASE WHEN ranked.rn <= %s THEN %s ELSE %s END "
+            "FROM ranked WHERE r.id = ranked.id",
+            [
+                list_email.pk,
+                RecipientStatus.QUEUED,
+                tested,
+                variant_ids,
+                len(variant_ids),
+                tested,
+                RecipientStatus.QUEUED,
+                RecipientStatus.HELD,
+            ],
+        )
 
 
 def list_email_start(*, list_email_id: int) -> bool:
@@ -184,7 +236,7 @@ def recipients_reclaim_stale(*, now: datetime.datetime | None = None) -> int:
     """Give claims of dead workers back to the queue; returns how many rows."""
     now = now or timezone.now()
     return Recipient.objects.filter(
-        status=RecipientStatus.CLAIMED, claimed_at__lt=now - STALE_CLAIM_AFTER
+        status=RecipientStatus.CLAIMED, claimed_at__lt=now - stale_claim_after()
     ).update(status=RecipientStatus.QUEUED, claimed_at=None, next_attempt_at=now)
 
 
@@ -378,6 +430,7 @@ def _deliver_claim(
                 address=recipient.email,
                 prospect=recipient.prospect,
                 sent_at=sent_at,
+                variant_id=recipient.variant_id,
             )
         except MessageBuildError as error:
             # Bad data does not get better on a retry.
@@ -416,7 +469,7 @@ def _deliver_claim(
         result.released += _release(claim, [recipient.pk for recipient, _message in queue])
         result.stop_reason = "smtp connection"
         return
-    deadline = claim.claimed_at + STALE_CLAIM_AFTER / 2
+    deadline = claim.claimed_at + stale_claim_after() / 2
     try:
         for index, (recipient, message) in enumerate(queue):
             if timezone.now() >= deadline:
@@ -563,7 +616,7 @@ def list_email_finish_if_done(*, list_email_id: int) -> bool:
             f"UPDATE {table} SET status = %s, finished_at = now(), updated_at = now(), "  # noqa: S608
             f"sent_count = {count}, failed_count = {count}, skipped_count = {count} "
             "WHERE id = %s AND status = %s AND NOT EXISTS ("
-            f"SELECT 1 FROM {recipient_table} WHERE list_email_id = %s AND status IN (%s, %s))",
+            f"SELECT 1 FROM {recipient_table} WHERE list_email_id = %s AND status IN (%s, %s, %s))",
             [
                 ListEmailStatus.SENT,
                 list_email_id,
@@ -577,6 +630,7 @@ def list_email_finish_if_done(*, list_email_id: int) -> bool:
                 list_email_id,
                 RecipientStatus.QUEUED,
                 RecipientStatus.CLAIMED,
+                RecipientStatus.HELD,
             ],
         )
         return cursor.rowcount > 0

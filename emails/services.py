@@ -21,16 +21,18 @@ from django.utils.translation import gettext as _
 
 from emails.dkim import dkim_txt_record, generate_ed25519_key, generate_rsa_key
 from emails.models import (
+    AbWinnerMetric,
     DkimAlgorithm,
     EmailContent,
     EmailTemplate,
     ListEmail,
     ListEmailStatus,
+    ListEmailVariant,
     SenderType,
     SendingDomain,
     dkim_key_directory,
 )
-from emails.rendering import account_merge_values, is_aligned
+from emails.rendering import Content, account_merge_values, is_aligned
 from mapp.templating import template_validate
 
 if TYPE_CHECKING:
@@ -231,18 +233,38 @@ def list_email_problems(list_email: ListEmail) -> list[str]:
     """
     content = {field_name: getattr(list_email, field_name) for field_name in CONTENT_FIELDS}
     problems = _content_problems(content) + _sender_problems(content)
-    if not _UNSUBSCRIBE_FIELD.search(list_email.html):
-        problems.append(
-            _("Insert the unsubscribe link ({{ unsubscribe_url }}) into the email's HTML.")
+    variants = list(list_email.variants.order_by("letter")) if list_email.pk else []
+    for variant in variants:
+        variant_parts = {
+            name: getattr(variant, name) for name in ("subject", "preheader", "html", "text")
+        }
+        problems.extend(
+            _("Variant %(letter)s: %(problem)s") % {"letter": variant.letter, "problem": problem}
+            for problem in _content_problems(variant_parts)
         )
-    if list_email.text.strip() and not _UNSUBSCRIBE_FIELD.search(list_email.text):
-        problems.append(
-            _("Insert the unsubscribe link ({{ unsubscribe_url }}) into the plain-text part.")
-        )
-    if not _POSTAL_ADDRESS_FIELD.search(list_email.html):
-        problems.append(
-            _("Insert the sender's postal address ({{ account.postal_address }}) into the HTML.")
-        )
+    # every message that can go out must carry the required content: each variant's own
+    checked = [("", Content.of(list_email))] if not variants else []
+    checked += [(variant.letter, Content.of(list_email, variant)) for variant in variants]
+    for letter, parts in checked:
+        prefix = _("Variant %(letter)s: ") % {"letter": letter} if letter else ""
+        if not _UNSUBSCRIBE_FIELD.search(parts.html):
+            problems.append(
+                prefix
+                + _("Insert the unsubscribe link ({{ unsubscribe_url }}) into the email's HTML.")
+            )
+        if parts.text.strip() and not _UNSUBSCRIBE_FIELD.search(parts.text):
+            problems.append(
+                prefix
+                + _("Insert the unsubscribe link ({{ unsubscribe_url }}) into the plain-text part.")
+            )
+        if not _POSTAL_ADDRESS_FIELD.search(parts.html):
+            problems.append(
+                prefix
+                + _(
+                    "Insert the sender's postal address ({{ account.postal_address }}) into "
+                    "the HTML."
+                )
+            )
     account = account_merge_values()
     if not account["account.name"].strip():
         problems.append(_("Enter the sender's name (company name) in the account settings."))
@@ -275,6 +297,84 @@ def list_email_problems(list_email: ListEmail) -> list[str]:
     if not list_email.recipient_lists.exists():
         problems.append(_("Choose at least one recipient list."))
     return problems
+
+
+#: Variants an A/B test may have (Account Engagement allows up to five).
+AB_MAX_VARIANTS = 5
+VARIANT_FIELDS = ("subject", "preheader", "html", "text")
+
+
+def list_email_ab_test_set(
+    *,
+    list_email: ListEmail,
+    variants: Sequence[dict[str, str]],
+    percent: int,
+    hours: int,
+    metric: str,
+) -> list[ListEmailVariant]:
+    """Make ``list_email`` an A/B test with these variants (A, B, … in order), replacing any.
+
+    Each variant's parts override the email's; empty parts inherit them. Only a draft or a
+    scheduled send can be changed: once recipients are split, changing variants would send
+    some people content nobody measured.
+    """
+    problems: list[str] = []
+    if list_email.status not in (ListEmailStatus.DRAFT, ListEmailStatus.SCHEDULED):
+        problems.append(_("The A/B test of a send that has started cannot be changed."))
+    if not 2 <= len(variants) <= AB_MAX_VARIANTS:
+        problems.append(
+            _("An A/B test needs between 2 and %(max)s variants.") % {"max": AB_MAX_VARIANTS}
+        )
+    if not 1 <= percent <= 100:
+        problems.append(_("The test share must be between 1 and 100%."))
+    if not 1 <= hours <= 24 * 7:
+        problems.append(_("The test duration must be between 1 and 168 hours."))
+    if metric not in AbWinnerMetric.values:
+        problems.append(_("Choose how the winner is chosen."))
+    for index, parts in enumerate(variants[:AB_MAX_VARIANTS]):
+        letter = chr(ord("A") + index)
+        problems.extend(
+            _("Variant %(letter)s: %(problem)s") % {"letter": letter, "problem": problem}
+            for problem in _content_problems(parts)
+        )
+    distinct = {tuple(str(parts.get(name) or "") for name in VARIANT_FIELDS) for parts in variants}
+    if len(variants) >= 2 and len(distinct) < len(variants):
+        problems.append(_("Two variants are the same: change the subject or the content."))
+    if problems:
+        raise ValidationError(problems)
+    with transaction.atomic():
+        locked = ListEmail.objects.select_for_update().get(pk=list_email.pk)
+        if locked.status not in (ListEmailStatus.DRAFT, ListEmailStatus.SCHEDULED):
+            raise ValidationError(_("The A/B test of a send that has started cannot be changed."))
+        locked.variants.all().delete()
+        created = [
+            ListEmailVariant.objects.create(
+                list_email=locked,
+                letter=chr(ord("A") + index),
+                **{name: str(parts.get(name) or "") for name in VARIANT_FIELDS},
+            )
+            for index, parts in enumerate(variants)
+        ]
+        locked.ab_test_percent = percent
+        locked.ab_test_hours = hours
+        locked.ab_winner_metric = metric
+        locked.save(
+            update_fields=["ab_test_percent", "ab_test_hours", "ab_winner_metric", "updated_at"]
+        )
+    list_email.refresh_from_db()
+    return created
+
+
+def list_email_ab_test_clear(*, list_email: ListEmail) -> None:
+    """Back to one content for everyone (draft or scheduled sends only)."""
+    with transaction.atomic():
+        locked = ListEmail.objects.select_for_update().get(pk=list_email.pk)
+        if locked.status not in (ListEmailStatus.DRAFT, ListEmailStatus.SCHEDULED):
+            raise ValidationError(_("The A/B test of a send that has started cannot be changed."))
+        locked.variants.all().delete()
+        locked.ab_test_percent = None
+        locked.save(update_fields=["ab_test_percent", "updated_at"])
+    list_email.refresh_from_db()
 
 
 def list_email_schedule(

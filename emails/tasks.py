@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from emails import sending
+from emails import ab_tests, sending
 from emails.models import ListEmail, ListEmailStatus
 
 # Parallel send tasks started per list email; each holds one SMTP connection.
@@ -50,8 +50,9 @@ def send_list_email(list_email_id: int) -> bool:
 
 @shared_task(name="emails.dispatch", acks_late=True, expires=55)
 def dispatch() -> dict[str, int]:
-    """Every minute: start due scheduled sends, take back dead workers' claims, restart sends
-    with due rows (retries after a 4xx, reclaimed rows) and mark finished sends as sent."""
+    """Every minute: start due scheduled sends, take back dead workers' claims, choose the
+    winners of A/B tests whose time is up, restart sends with due rows (retries after a 4xx,
+    reclaimed rows, rows released to a winner) and mark finished sends as sent."""
     due = list(
         ListEmail.objects.filter(
             status=ListEmailStatus.SCHEDULED, scheduled_at__lte=timezone.now()
@@ -60,6 +61,10 @@ def dispatch() -> dict[str, int]:
     for list_email_id in due:
         start_list_email.delay(list_email_id)
     reclaimed = sending.recipients_reclaim_stale()
+    decided = sum(
+        ab_tests.ab_test_decide(list_email_id=list_email_id)
+        for list_email_id in ab_tests.ab_tests_due()
+    )
     restarted = 0
     for list_email_id in sending.list_emails_with_due_rows():
         if cache.add(f"emails:dispatch:{list_email_id}", 1, timeout=DISPATCH_THROTTLE_SECONDS):
@@ -73,6 +78,7 @@ def dispatch() -> dict[str, int]:
     return {
         "started": len(due),
         "reclaimed": reclaimed,
+        "ab_tests_decided": decided,
         "restarted": restarted,
         "finished": finished,
     }

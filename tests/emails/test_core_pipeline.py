@@ -246,7 +246,7 @@ def test_a_worker_that_died_after_claiming_is_reclaimed_and_each_row_sent_once(
     assert sending.recipients_reclaim_stale() == 0
     # once the claim is stale, the reclaimer gives the rows back and they are sent once
     Recipient.objects.filter(pk__in=dead.recipient_ids).update(
-        claimed_at=timezone.now() - sending.STALE_CLAIM_AFTER - datetime.timedelta(seconds=1)
+        claimed_at=timezone.now() - sending.stale_claim_after() - datetime.timedelta(seconds=1)
     )
     assert sending.recipients_reclaim_stale() == 10
     drain(list_email)
