@@ -311,16 +311,17 @@ def message_build(
     *,
     recipient_id: int,
     address: str,
-    prospect: Prospect,
+    prospect: Prospect | None,
     sent_at: datetime.datetime,
     variant_id: int | None = None,
     message_id: str = "",
 ) -> BuiltMessage:
     """The complete, DKIM-signed message for one recipient (raises MessageBuildError).
 
-    A test send (``SendKind.TEST``) is personalised as ``prospect`` but tracks nothing: its
-    links are not rewritten, it has no pixel, and its unsubscribe link is inert, so a
-    colleague's test click never counts as the prospect's and cannot opt them out.
+    A test send (``SendKind.TEST``) is personalised as ``prospect`` (or with each merge
+    field's example when there is none) but tracks nothing: its links are not rewritten, it has
+    no pixel, and its unsubscribe link is inert, so a colleague's test click never counts as
+    the prospect's and cannot opt them out. Every other kind needs a saved prospect.
     """
     source = setup.source
     content = setup.contents.get(variant_id) or setup.contents[None]
@@ -329,6 +330,8 @@ def message_build(
     sender = sender_for(source, prospect, domain=domain)
     if test:
         token = TEST_SEND_TOKEN
+    elif prospect is None or prospect.pk is None:
+        raise MessageBuildError("Only a test send can go to an address without a prospect.")
     else:
         token = unsubscribe_token(
             prospect_id=prospect.pk,
@@ -344,7 +347,7 @@ def message_build(
         "sender.name": sender.name,
         "sender.email": sender.address,
     }
-    context = MergeContext(prospect=prospect, extra=extra)
+    context = MergeContext(prospect=prospect, extra=extra, preview=test and prospect is None)
     try:
         subject = header_text(_text(content.subject, context))
         body = render_marketer_template(content.html, context)
@@ -356,7 +359,7 @@ def message_build(
                 f"{preheader}</div>",
             )
         body = setup.inliner.inline(body)
-        if not test:
+        if prospect is not None and not test:
             body = links_rewrite(
                 body,
                 prospect_id=prospect.pk,
@@ -369,7 +372,7 @@ def message_build(
         raise MessageBuildError(str(error)) from error
     if not text:
         text = _html_to_text(body)
-    if test:
+    if test or prospect is None:
         subject = f"[TEST] {subject}"
     else:
         pixel = open_pixel_url(
@@ -387,7 +390,9 @@ def message_build(
     message = EmailMessage(policy=SMTP)
     try:
         message["From"] = Address(display_name=header_text(sender.name), addr_spec=sender.address)
-        message["To"] = Address(display_name=header_text(prospect.full_name), addr_spec=address)
+        message["To"] = Address(
+            display_name=header_text(prospect.full_name if prospect else ""), addr_spec=address
+        )
         if source.reply_to:
             message["Reply-To"] = Address(addr_spec=source.reply_to)
     except (ValueError, IndexError) as error:

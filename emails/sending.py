@@ -319,7 +319,7 @@ def _hard_bounce(
     )
 
 
-def _response_text(message: bytes | str) -> str:
+def smtp_response_text(message: bytes | str) -> str:
     if isinstance(message, bytes):
         return message.decode("utf-8", "replace")
     return str(message)
@@ -350,7 +350,7 @@ def smtp_connect() -> smtplib.SMTP:
     return smtp
 
 
-def _close(smtp: smtplib.SMTP | None) -> None:
+def smtp_close(smtp: smtplib.SMTP | None) -> None:
     if smtp is None:
         return
     try:
@@ -491,7 +491,7 @@ def _deliver_claim(
                 result.stop_reason = "sender refused"
                 return
     finally:
-        _close(smtp)
+        smtp_close(smtp)
 
 
 def _deliver_one(
@@ -506,9 +506,9 @@ def _deliver_one(
         refused = smtp.sendmail(message.envelope_from, [recipient.email], message.data)
     except smtplib.SMTPRecipientsRefused as error:
         code, text = next(iter(error.recipients.values()), (0, b""))
-        return _refused(list_email, claim, recipient, code, _response_text(text), result)
+        return _refused(list_email, claim, recipient, code, smtp_response_text(text), result)
     except smtplib.SMTPSenderRefused as error:
-        detail = f"{error.smtp_code} {_response_text(error.smtp_error)}"
+        detail = f"{error.smtp_code} {smtp_response_text(error.smtp_error)}"
         if 400 <= error.smtp_code < 500:
             _retry_later(claim, recipient.pk, recipient.attempts, detail)
             result.retried += 1
@@ -517,7 +517,7 @@ def _deliver_one(
             _pause(list_email.pk, f"The SMTP server refused the sender: {detail}")
         return "sender refused"
     except smtplib.SMTPDataError as error:
-        detail = f"{error.smtp_code} {_response_text(error.smtp_error)}"
+        detail = f"{error.smtp_code} {smtp_response_text(error.smtp_error)}"
         if 400 <= error.smtp_code < 500:
             _retry_later(claim, recipient.pk, recipient.attempts, detail)
             result.retried += 1
@@ -536,7 +536,7 @@ def _deliver_one(
         return "disconnected"
     if refused:
         code, text = next(iter(refused.values()))
-        return _refused(list_email, claim, recipient, code, _response_text(text), result)
+        return _refused(list_email, claim, recipient, code, smtp_response_text(text), result)
     updated = _ours(claim, [recipient.pk]).update(
         status=RecipientStatus.SENT,
         claimed_at=None,

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from emails import ab_tests, sending
+from emails import ab_tests, one_off, sending
 from emails.models import ListEmail, ListEmailStatus
 
 # Parallel send tasks started per list email; each holds one SMTP connection.
@@ -48,6 +48,12 @@ def send_list_email(list_email_id: int) -> bool:
     return more
 
 
+@shared_task(name="emails.send_triggered_email", acks_late=True)
+def send_triggered_email(triggered_email_id: int) -> str:
+    """Send one autoresponder; a retry of a sent one finds it sent and does nothing."""
+    return one_off.triggered_email_send(triggered_email_id=triggered_email_id)
+
+
 @shared_task(name="emails.dispatch", acks_late=True, expires=55)
 def dispatch() -> dict[str, int]:
     """Every minute: start due scheduled sends, take back dead workers' claims, choose the
@@ -70,6 +76,8 @@ def dispatch() -> dict[str, int]:
         if cache.add(f"emails:dispatch:{list_email_id}", 1, timeout=DISPATCH_THROTTLE_SECONDS):
             send_list_email.delay(list_email_id)
             restarted += 1
+    for triggered_email_id in one_off.triggered_emails_due():
+        send_triggered_email.delay(triggered_email_id)
     finished = 0
     for list_email_id in ListEmail.objects.filter(status=ListEmailStatus.SENDING).values_list(
         "pk", flat=True

@@ -369,7 +369,7 @@ def test_validation_names_each_faulty_item_in_english(english: None) -> None:
         "Action 4 (Create task for assigned user): Due in (days): "
         "Ensure this value is less than or equal to 365.",
         "Action 5 (Change field value): New value: Invalid value for 検討時期.",
-        "Action 6 (Send autoresponder email): Sending emails becomes available with list emails.",
+        "Action 6 (Send autoresponder email): Email template: This field is required.",
         "Action 7 (Add tag): Tag: expected a single value.",
         "Action 8 (Change field value): New value: Enter a whole number.",
     ]
@@ -405,18 +405,34 @@ def test_a_role_without_the_actions_module_cannot_set_it_up(
     assert actions_validate(score, actor=marketer)[0]["config"] == {"mode": "add", "points": 5}
 
 
-def test_an_unavailable_action_is_refused_and_a_run_of_it_is_skipped(english: None) -> None:
-    action = get_action("send_autoresponder")
+def _register_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An action listed before what it needs exists (as SMS would be before a provider)."""
+    monkeypatch.setitem(
+        registry._actions,
+        "send_sms",
+        Action(
+            key="send_sms",
+            label="Send SMS",
+            unavailable_reason="SMS needs a provider first.",
+            order=15,
+        ),
+    )
+
+
+def test_an_unavailable_action_is_refused_and_a_run_of_it_is_skipped(
+    english: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _register_unavailable(monkeypatch)
+    action = get_action("send_sms")
     assert action is not None
     assert not action.is_available
     prospect = ProspectFactory.create()
+    with pytest.raises(ValidationError, match="SMS needs a provider first"):
+        actions_validate([{"action": "send_sms", "config": {}}])
 
-    run = _run(prospect, "send_autoresponder")
+    run = _run(prospect, "send_sms")
 
-    assert (run.status, run.message) == (
-        "skipped",
-        "Sending emails becomes available with list emails.",
-    )
+    assert (run.status, run.message) == ("skipped", "SMS needs a provider first.")
     assert mail.outbox == []
 
 
@@ -580,8 +596,9 @@ def test_the_history_is_one_query_and_newest_first() -> None:
 
 
 def test_the_catalogue_json_offers_lists_users_groups_and_custom_fields(
-    english: None, marketer: User
+    english: None, marketer: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _register_unavailable(monkeypatch)
     static = _static_list("セミナー参加者")
     list_create(actor=None, name="動的リスト", is_dynamic=True, criteria={"conditions": []})
     sales = make_user(Role.SALES, email="cat@example.jp", last_name="鈴木", first_name="一郎")
@@ -605,10 +622,10 @@ def test_the_catalogue_json_offers_lists_users_groups_and_custom_fields(
     due = {field["name"]: field for field in catalogue["create_task"]["fields"]}["due_in_days"]
     assert (due["type"], due["min"], due["max"], due["initial"]) == ("number", 0, 365, 3)
     assert catalogue["assign_user"]["fields"][1]["type"] == "checkbox"
-    assert catalogue["send_autoresponder"]["available"] is False
-    assert catalogue["send_autoresponder"]["unavailable_reason"] == (
-        "Sending emails becomes available with list emails."
-    )
+    assert catalogue["send_autoresponder"]["available"] is True
+    assert catalogue["send_autoresponder"]["fields"][0]["name"] == "template"
+    assert catalogue["send_sms"]["available"] is False
+    assert catalogue["send_sms"]["unavailable_reason"] == "SMS needs a provider first."
     assert catalogue["adjust_score"]["available"] is True
     keys = list(catalogue)
     assert keys.index("send_autoresponder") < keys.index("add_to_list") < keys.index("opt_out")

@@ -17,6 +17,7 @@ from django.urls import path
 
 from mapp.access import public
 from mapp.models import Role
+from prospects.actions import Action, registry
 from prospects.actions.editor import ActionListField
 from prospects.models import ProspectList, TaskPriority
 from prospects.services import list_create
@@ -57,7 +58,13 @@ urlpatterns = [path("action-editor/", editor_page, name="action_editor_page")]
 
 
 @pytest.fixture
-def editor_url(settings: Any, live_server: Any) -> str:
+def editor_url(settings: Any, live_server: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    # an action listed before what it needs exists, to show how the editor greys it out
+    monkeypatch.setitem(
+        registry._actions,
+        "send_sms",
+        Action(key="send_sms", label="Send SMS", unavailable_reason="SMS needs a provider first."),
+    )
     settings.ROOT_URLCONF = __name__
     settings.LANGUAGE_CODE = "en"
     return str(live_server.url) + "/action-editor/"
@@ -95,11 +102,11 @@ def test_a_marketer_builds_an_action_list_and_posts_it(editor_url: str, page: An
     fair: ProspectList = list_create(actor=None, name="展示会 2026")
     sales = make_user(Role.SALES, email="sales-e2e@example.jp", last_name="鈴木", first_name="一郎")
 
-    # when the marketer opens the editor, the email action is offered greyed out with its reason
+    # when the marketer opens the editor, an unavailable action is greyed out with its reason
     page.goto(editor_url)
-    unavailable = page.locator("[data-part=add-action] option[value=send_autoresponder]")
+    unavailable = page.locator("[data-part=add-action] option[value=send_sms]")
     expect(unavailable).to_be_disabled()
-    expect(unavailable).to_contain_text("Sending emails becomes available with list emails")
+    expect(unavailable).to_contain_text("SMS needs a provider first")
     assert _output(page) == []
 
     # and adds three actions, filling their settings
