@@ -11,7 +11,14 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from emails.models import DkimAlgorithm, EmailTemplate, SenderType, SendingDomain
+from emails.models import (
+    AbWinnerMetric,
+    DkimAlgorithm,
+    EmailTemplate,
+    ListEmail,
+    SenderType,
+    SendingDomain,
+)
 from mapp.models import User
 from mapp.templating import template_validate
 from prospects.models import ProspectList
@@ -199,3 +206,116 @@ class ScheduleForm(forms.Form):
             self.add_error("send_at", _("Choose a time in the future."))
         data["send_at"] = aware
         return data
+
+
+class AbTestForm(forms.Form):
+    """An A/B test: its settings and variants B–E; variant A is the email as written.
+
+    A variant whose fields are all empty is not part of the test. Empty fields of a variant
+    inherit the email's.
+    """
+
+    LETTERS = ("B", "C", "D", "E")
+
+    percent = forms.IntegerField(
+        label=_("Test share (%)"),
+        min_value=1,
+        max_value=100,
+        initial=20,
+        help_text=_(
+            "This share of the recipients is split evenly over the variants; the rest receive "
+            "the winner. 100% sends every variant to an equal share and has no winner phase."
+        ),
+    )
+    hours = forms.IntegerField(
+        label=_("Test duration (hours)"),
+        min_value=1,
+        max_value=168,
+        initial=4,
+        help_text=_("When this time has passed since the send started, the winner is chosen."),
+    )
+    metric = forms.ChoiceField(
+        label=_("Winner chosen by"),
+        choices=AbWinnerMetric.choices,
+        initial=AbWinnerMetric.OPEN_RATE,
+        help_text=_("Unique human opens or clicks per delivered email; machine opens never count."),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for letter in self.LETTERS:
+            self.fields[f"{letter}_subject"] = forms.CharField(
+                label=_("Variant %(letter)s: subject") % {"letter": letter},
+                max_length=255,
+                required=False,
+            )
+            self.fields[f"{letter}_preheader"] = forms.CharField(
+                label=_("Variant %(letter)s: preheader") % {"letter": letter},
+                max_length=255,
+                required=False,
+            )
+            self.fields[f"{letter}_html"] = forms.CharField(
+                label=_("Variant %(letter)s: HTML") % {"letter": letter},
+                required=False,
+                widget=forms.Textarea(attrs={"rows": 6, "class": "code"}),
+                help_text=_("Empty: the email's HTML."),
+            )
+
+    def variant_groups(self) -> list[tuple[str, list[Any]]]:
+        return [
+            (letter, [self[f"{letter}_{name}"] for name in ("subject", "preheader", "html")])
+            for letter in self.LETTERS
+        ]
+
+    def variants(self) -> list[dict[str, str]]:
+        """Variant A (the email) then each variant with anything written."""
+        found: list[dict[str, str]] = [{}]
+        for letter in self.LETTERS:
+            parts = {
+                name: self.cleaned_data.get(f"{letter}_{name}", "").strip()
+                for name in ("subject", "preheader", "html")
+            }
+            if any(parts.values()):
+                found.append(parts)
+        return found
+
+    @classmethod
+    def initial_for(cls, list_email: ListEmail) -> dict[str, Any]:
+        initial: dict[str, Any] = {
+            "percent": list_email.ab_test_percent or 20,
+            "hours": list_email.ab_test_hours,
+            "metric": list_email.ab_winner_metric,
+        }
+        for variant in list_email.variants.exclude(letter="A").order_by("letter"):
+            for name in ("subject", "preheader", "html"):
+                initial[f"{variant.letter}_{name}"] = getattr(variant, name)
+        return initial
+
+
+class TestSendForm(forms.Form):
+    addresses = forms.CharField(
+        label=_("Send a test to"),
+        max_length=2000,
+        widget=forms.TextInput(attrs={"placeholder": "you@example.co.jp, colleague@example.co.jp"}),
+        help_text=_("Up to 10 addresses, separated by commas. Links are not tracked in tests."),
+    )
+    prospect = forms.CharField(
+        label=_("Personalise as prospect"),
+        max_length=254,
+        required=False,
+        help_text=_("An email address or a prospect id; empty uses example values."),
+    )
+    variant = forms.TypedChoiceField(
+        label=_("Variant"), coerce=int, required=False, empty_value=None, choices=[]
+    )
+
+    def __init__(self, *args: Any, list_email: ListEmail | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        variants = list(list_email.variants.order_by("letter")) if list_email else []
+        if variants:
+            self.fields["variant"].choices = [  # type: ignore[attr-defined]
+                (variant.pk, variant.letter) for variant in variants
+            ]
+            self.fields["variant"].required = True
+        else:
+            del self.fields["variant"]

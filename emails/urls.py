@@ -40,6 +40,21 @@ urlpatterns = [
         views.list_email_cancel,
         name="list_email_cancel",
     ),
+    path(
+        "marketing/emails/<int:list_email_id>/ab-test/",
+        views.list_email_ab_test,
+        name="list_email_ab_test",
+    ),
+    path(
+        "marketing/emails/<int:list_email_id>/test-send/",
+        views.list_email_test_send,
+        name="list_email_test_send",
+    ),
+    path(
+        "marketing/emails/templates/<int:template_id>/test-send/",
+        views.template_test_send,
+        name="template_test_send",
+    ),
     path("marketing/emails/templates/", views.template_list, name="templates"),
     path("marketing/emails/templates/new/", views.template_create, name="template_create"),
     path(

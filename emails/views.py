@@ -18,13 +18,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from emails import services, services_ui
+from emails import one_off, services, services_ui
 from emails.forms_ui import (
+    AbTestForm,
     EmailTemplateForm,
     ListEmailForm,
     PreviewProspectForm,
     ScheduleForm,
     SendingDomainForm,
+    TestSendForm,
 )
 from emails.models import EmailTemplate, ListEmail, ListEmailStatus, SendingDomain
 from mapp.access import access_required, has_access, request_user
@@ -178,6 +180,7 @@ def _template_page(
         prospect, not_found = _preview_prospect(request, str(query))
         context.update(
             preview_form=preview_form,
+            test_send_form=TestSendForm(),
             preview=services_ui.email_preview(content=template, prospect=prospect),
             preview_prospect=prospect,
             preview_not_found=not_found,
@@ -297,6 +300,8 @@ def _list_email_page(
             "problems": services.list_email_problems(list_email) if is_draft else [],
             "refusal": refusal or [],
             "schedule_form": schedule_form or ScheduleForm(),
+            "test_send_form": TestSendForm(list_email=list_email),
+            "variants": list(list_email.variants.order_by("letter")),
             "recipient_lists": list(list_email.recipient_lists.order_by("name")),
             "suppression_lists": list(list_email.suppression_lists.order_by("name")),
             "preview": services_ui.email_preview(
@@ -392,3 +397,91 @@ def list_email_resume(request: HttpRequest, list_email_id: int) -> HttpResponse:
 @require_POST
 def list_email_cancel(request: HttpRequest, list_email_id: int) -> HttpResponse:
     return _transition_view(request, list_email_id, action="cancel")
+
+
+# --- A/B tests and test sends -------------------------------------------------------------------
+
+
+@access_required(Module.MARKETING, read_level=Level.EDIT)
+def list_email_ab_test(request: HttpRequest, list_email_id: int) -> HttpResponse:
+    """Set up (or remove) the A/B test of a draft or scheduled send."""
+    list_email = _list_email(list_email_id)
+    editable = list_email.status in (ListEmailStatus.DRAFT, ListEmailStatus.SCHEDULED)
+    if request.method == "POST" and editable:
+        if request.POST.get("remove"):
+            services.list_email_ab_test_clear(list_email=list_email)
+            messages.success(request, _("The A/B test was removed."))
+            return redirect("emails:list_email_detail", list_email_id=list_email.pk)
+        form = AbTestForm(request.POST)
+        if form.is_valid():
+            try:
+                services.list_email_ab_test_set(
+                    list_email=list_email,
+                    variants=form.variants(),
+                    percent=form.cleaned_data["percent"],
+                    hours=form.cleaned_data["hours"],
+                    metric=form.cleaned_data["metric"],
+                )
+            except ValidationError as error:
+                _add_service_errors(form, error)
+            else:
+                messages.success(request, _("The A/B test is set up."))
+                return redirect("emails:list_email_detail", list_email_id=list_email.pk)
+        status = 400
+    else:
+        form = AbTestForm(initial=AbTestForm.initial_for(list_email))
+        status = 200
+    return render(
+        request,
+        "emails/ab_test.html",
+        {"list_email": list_email, "form": form, "editable": editable},
+        status=status,
+    )
+
+
+def _test_send(
+    request: HttpRequest, source: ListEmail | EmailTemplate, list_email: ListEmail | None
+) -> None:
+    form = TestSendForm(request.POST, list_email=list_email)
+    if not form.is_valid():
+        for field_errors in form.errors.values():
+            for field_error in field_errors:
+                messages.error(request, str(field_error))
+        return
+    try:
+        addresses = one_off.test_addresses_clean(form.cleaned_data["addresses"])
+        prospect, not_found = _preview_prospect(request, form.cleaned_data["prospect"])
+        if not_found:
+            raise ValidationError(not_found)
+        sent = one_off.test_send(
+            source=source,
+            addresses=addresses,
+            prospect=prospect,
+            variant_id=form.cleaned_data.get("variant"),
+        )
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+        return
+    messages.success(
+        request,
+        _("A test was sent to %(addresses)s.") % {"addresses": ", ".join(addresses)}
+        if sent
+        else _("Nothing was sent."),
+    )
+
+
+@access_required(Module.MARKETING, read_level=Level.EDIT)
+@require_POST
+def list_email_test_send(request: HttpRequest, list_email_id: int) -> HttpResponse:
+    list_email = _list_email(list_email_id)
+    _test_send(request, list_email, list_email)
+    return redirect("emails:list_email_detail", list_email_id=list_email.pk)
+
+
+@access_required(Module.MARKETING, read_level=Level.EDIT)
+@require_POST
+def template_test_send(request: HttpRequest, template_id: int) -> HttpResponse:
+    template = get_object_or_404(EmailTemplate, pk=template_id)
+    _test_send(request, template, None)
+    return redirect("emails:template_edit", template_id=template.pk)
