@@ -205,6 +205,7 @@ class Progress:
     sent: int
     failed: int
     skipped: int
+    held: int = 0
 
     @property
     def done(self) -> int:
@@ -224,5 +225,6 @@ def list_email_progress(list_email: ListEmail) -> Progress:
         sent=Count("id", filter=Q(status=RecipientStatus.SENT)),
         failed=Count("id", filter=Q(status=RecipientStatus.FAILED)),
         skipped=Count("id", filter=Q(status=RecipientStatus.SKIPPED)),
+        held=Count("id", filter=Q(status=RecipientStatus.HELD)),
     )
     return Progress(**counts)
