@@ -585,28 +585,71 @@ def _record_outcome(list_email: ListEmail, result: BatchResult) -> None:
     if result.sent_rows:
         activities_record_many(
             [
-                Activity(
-                    type=ActivityType.EMAIL_SENT,
-                    prospect_id=prospect_id,
-                    object_type="list_email",
-                    object_id=str(list_email.pk),
-                    object_label=list_email.name,
-                    payload={
-                        "email_id": list_email.tracking_id,
-                        "recipient_id": recipient_id,
-                        "message_id": message_id,
-                    },
-                )
+                _sent_activity(list_email, recipient_id, prospect_id, message_id)
                 for recipient_id, prospect_id, message_id in result.sent_rows
             ]
         )
+
+
+def _sent_activity(
+    list_email: ListEmail,
+    recipient_id: int,
+    prospect_id: int,
+    message_id: str,
+    occurred_at: datetime.datetime | None = None,
+) -> Activity:
+    # an unset time is "now" (activities_record_many fills it in)
+    return Activity(
+        type=ActivityType.EMAIL_SENT,
+        prospect_id=prospect_id,
+        object_type="list_email",
+        object_id=str(list_email.pk),
+        object_label=list_email.name,
+        payload={
+            "email_id": list_email.tracking_id,
+            "recipient_id": recipient_id,
+            "message_id": message_id,
+        },
+        occurred_at=occurred_at,  # type: ignore[misc]
+    )
+
+
+def sent_activities_backfill(*, list_email_id: int) -> int:
+    """EMAIL_SENT activities for sent rows that have none; returns how many were added.
+
+    A worker killed mid-batch marked its rows sent one by one but never reached the batch's
+    single activity insert; the send's finish (once, by whoever wins that transition) fills
+    the gap, so the prospect's history and the reports know every message that went out.
+    """
+    list_email = ListEmail.objects.filter(pk=list_email_id).first()
+    if list_email is None:
+        return 0
+    recorded = {
+        int(value)
+        for value in Activity.objects.filter(
+            type=ActivityType.EMAIL_SENT, object_type="list_email", object_id=str(list_email_id)
+        ).values_list("payload__recipient_id", flat=True)
+        if isinstance(value, int)
+    }
+    missing = [
+        _sent_activity(list_email, recipient_id, prospect_id, message_id, sent_at)
+        for recipient_id, prospect_id, message_id, sent_at in Recipient.objects.filter(
+            list_email_id=list_email_id, status=RecipientStatus.SENT, prospect__isnull=False
+        ).values_list("pk", "prospect_id", "message_id", "sent_at")
+        if recipient_id not in recorded
+    ]
+    if missing:
+        activities_record_many(missing)
+        logger.info("list email %s: %s sent activities back-filled", list_email_id, len(missing))
+    return len(missing)
 
 
 def list_email_finish_if_done(*, list_email_id: int) -> bool:
     """Mark a sending list email sent once no row is queued or claimed (one guarded UPDATE).
 
     The counters are recounted from the rows at that moment: a worker killed mid-batch never
-    added its batch to the running counters (they are written when a batch ends).
+    added its batch to the running counters (they are written when a batch ends), nor recorded
+    its EMAIL_SENT activities, which are back-filled here by the one caller that finished it.
     """
     table = ListEmail._meta.db_table
     recipient_table = Recipient._meta.db_table
@@ -633,7 +676,10 @@ def list_email_finish_if_done(*, list_email_id: int) -> bool:
                 RecipientStatus.HELD,
             ],
         )
-        return cursor.rowcount > 0
+        finished = cursor.rowcount > 0
+    if finished:
+        sent_activities_backfill(list_email_id=list_email_id)
+    return finished
 
 
 def list_email_send_due(*, list_email_id: int, time_budget_seconds: float = 240.0) -> bool:

@@ -438,3 +438,25 @@ def test_dispatch_starts_due_sends_and_restarts_retries(
     assert len(smtp_sink.messages) == 2
     list_email.refresh_from_db()
     assert list_email.status == ListEmailStatus.SENT
+
+
+def test_rows_sent_by_a_killed_worker_get_their_sent_activity_when_the_send_finishes(
+    smtp_sink: SmtpSink, verified_domain: SendingDomain, account_identity: AccountSettings
+) -> None:
+    prospects = ProspectFactory.create_batch(6)
+    list_email = make_send(verified_domain, [make_list(prospects)])
+    drain(list_email)
+    # as if the worker that sent three of them died before its batch's activity insert
+    lost = list(
+        Recipient.objects.filter(list_email=list_email).order_by("pk").values_list("pk", flat=True)
+    )[:3]
+    Activity.objects.filter(type=ActivityType.EMAIL_SENT, payload__recipient_id__in=lost).delete()
+    ListEmail.objects.filter(pk=list_email.pk).update(status=ListEmailStatus.SENDING)
+    assert sending.list_email_finish_if_done(list_email_id=list_email.pk)
+    assert not sending.list_email_finish_if_done(list_email_id=list_email.pk)  # once
+    sent = Activity.objects.filter(type=ActivityType.EMAIL_SENT, object_id=str(list_email.pk))
+    assert sent.count() == 6
+    assert sorted(sent.values_list("payload__recipient_id", flat=True)) == sorted(
+        Recipient.objects.filter(list_email=list_email).values_list("pk", flat=True)
+    )
+    assert sending.sent_activities_backfill(list_email_id=list_email.pk) == 0
