@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime
 import email
 import re
 import threading
@@ -38,6 +39,7 @@ from emails.models import (
     SendingDomain,
 )
 from emails.services import (
+    list_email_ab_test_set,
     list_email_create,
     list_email_schedule,
     sending_domain_create,
@@ -48,6 +50,7 @@ from mapp.models import AccountSettings
 from prospects.models import ListMembership, Prospect, ProspectList
 from tests.e2e.conftest import StackControl
 from tests.factories import ProspectFactory
+from tracking import bots
 from tracking.models import Activity, ActivityType
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -426,3 +429,74 @@ def test_a_worker_killed_mid_send_and_replaced_leaves_no_address_missed_or_maile
     # the send's counters are recounted from the rows when it finishes (the killed worker's
     # batch never reached the running counters)
     assert (list_email.sent_count, list_email.failed_count) == (RECIPIENTS, 0)
+
+
+def test_an_ab_test_sends_the_share_then_the_winner_chosen_by_a_live_click_to_the_rest(
+    stack: StackControl, sending_setup: SendingDomain
+) -> None:
+    # given 200 prospects and an email whose variant B has another subject
+    prospect_list, prospects = _audience(200)
+    list_email = list_email_create(
+        actor=None,
+        name="A/B seminar",
+        recipient_lists=[prospect_list],
+        sending_domain=sending_setup,
+        subject="セミナーのご案内",
+        html=HTML,
+        sender_type="custom",
+        sender_name="マップ ニュース",
+        sender_address="news@mail.example.jp",
+    )
+    list_email_ab_test_set(
+        list_email=list_email,
+        variants=[{}, {"subject": "【残席わずか】セミナーのご案内"}],
+        percent=20,
+        hours=1,
+        metric="click_rate",
+    )
+    # when it is scheduled, the worker sends the test share: 20 of each variant
+    list_email_schedule(list_email=list_email)
+    first = _wait_for(
+        lambda: (found := _messages(stack)) and len(found) >= 40 and found,
+        SEND_TIMEOUT_SECONDS,
+        "the test share at the sink",
+    )
+    time.sleep(1)  # nothing more arrives while the rest is held
+    assert len(_messages(stack)) == 40
+    assert collections.Counter(_subject_of(m) for m in first) == {
+        "セミナーのご案内": 20,
+        "【残席わずか】セミナーのご案内": 20,
+    }
+    # a recipient of B clicks a link in the running app, at a person's pace (a click within
+    # five seconds of delivery is a link scanner's and never counts); the worker records it
+    time.sleep(bots.SCANNER_CLICK_SECONDS)
+    b_message = next(m for m in first if _subject_of(m).startswith("【"))
+    [tracked] = [
+        href for href in re.findall(r'href="([^"]+)"', _html(_parsed(b_message))) if "/t/c/" in href
+    ]
+    assert _request(tracked)[0] == 302
+    _wait_for(
+        lambda: Activity.objects.filter(type=ActivityType.EMAIL_CLICKED, is_bot=False).exists(),
+        30,
+        "the click to be recorded",
+    )
+    # when the test's hour has passed, the dispatcher chooses B and the worker sends the rest
+    ListEmail.objects.filter(pk=list_email.pk).update(
+        started_at=F("started_at") - datetime.timedelta(hours=1)
+    )
+    cache.delete(f"emails:dispatch:{list_email.pk}")
+    tasks.dispatch.delay()
+    _wait_until_sent(list_email)
+    list_email.refresh_from_db()
+    assert list_email.ab_winner is not None
+    assert list_email.ab_winner.letter == "B"
+    messages = _wait_for(
+        lambda: (found := _messages(stack)) and len(found) >= 200 and found,
+        10,
+        "every message at the sink",
+    )
+    # then each prospect received exactly one message, and the 160 held ones got B
+    per_address = collections.Counter(address for m in messages for address in m.recipients)
+    assert set(per_address) == {prospect.email.lower() for prospect in prospects}
+    assert set(per_address.values()) == {1}
+    assert all(_subject_of(m) == "【残席わずか】セミナーのご案内" for m in messages[40:])
