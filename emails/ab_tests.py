@@ -6,9 +6,10 @@ duration has passed, :func:`ab_test_decide` compares the variants by the chosen 
 every held row the winning variant, in one transaction with the send locked, so a retried or
 doubled dispatcher decides once.
 
-The metrics are the report's own definitions (emails.reports): unique *human* openers or
-clickers (machine opens and bot clicks never count) over delivered messages (sent minus
-bounced). A tie goes to the earlier letter, so the outcome does not depend on row order.
+The metrics are the report's own numbers (emails.reports.variant_counts): unique *human*
+openers (a clicker counts as an opener) or clickers — machine opens and bot clicks never count —
+over delivered messages (sent minus bounced). A tie goes to the earlier letter, so the outcome
+does not depend on row order.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import logging
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 
 from emails.models import (
@@ -29,7 +29,7 @@ from emails.models import (
     Recipient,
     RecipientStatus,
 )
-from tracking.models import Activity, ActivityType
+from emails.reports import Counts, variant_counts
 
 logger = logging.getLogger(__name__)
 
@@ -55,54 +55,19 @@ class VariantScore:
         return chosen / self.delivered
 
 
-def _human_prospects(list_email: ListEmail, activity_type: str) -> dict[int, set[int]]:
-    """Per variant id, the prospects with at least one human activity of this type."""
-    activities = Activity.objects.filter(type=activity_type, is_bot=False)
-    if activity_type == ActivityType.EMAIL_OPENED:
-        activities = activities.filter(object_type="email", object_id=list_email.tracking_id)
-    else:
-        activities = activities.filter(payload__email_id=list_email.tracking_id)
-    if list_email.started_at is not None:
-        activities = activities.filter(occurred_at__gte=list_email.started_at)
-    prospect_ids = activities.values("prospect_id")
-    rows = (
-        Recipient.objects.filter(
-            list_email=list_email, variant__isnull=False, prospect_id__in=prospect_ids
-        )
-        .values_list("variant_id", "prospect_id")
-        .distinct()
-    )
-    found: dict[int, set[int]] = {}
-    for variant_id, prospect_id in rows:
-        found.setdefault(variant_id, set()).add(prospect_id)
-    return found
-
-
 def variant_scores(list_email: ListEmail) -> list[VariantScore]:
     """Delivered, unique human openers and clickers per variant, in letter order."""
-    delivered = dict(
-        Recipient.objects.filter(
-            list_email=list_email,
-            variant__isnull=False,
-            status=RecipientStatus.SENT,
-        )
-        .values("variant_id")
-        .annotate(count=Count("pk", filter=Q(bounced_at__isnull=True)))
-        .values_list("variant_id", "count")
-    )
-    openers = _human_prospects(list_email, ActivityType.EMAIL_OPENED)
-    clickers = _human_prospects(list_email, ActivityType.EMAIL_CLICKED)
+    counts = variant_counts(list_email)
     scores = []
     for variant in ListEmailVariant.objects.filter(list_email=list_email).order_by("letter"):
-        # A click proves an open whose pixel was blocked (images off): clickers are openers.
-        opened = openers.get(variant.pk, set()) | clickers.get(variant.pk, set())
+        found = counts.get(variant.pk, Counts())
         scores.append(
             VariantScore(
                 variant_id=variant.pk,
                 letter=variant.letter,
-                delivered=delivered.get(variant.pk, 0),
-                unique_openers=len(opened),
-                unique_clickers=len(clickers.get(variant.pk, set())),
+                delivered=found.delivered,
+                unique_openers=found.unique_opens,
+                unique_clickers=found.clickers,
             )
         )
     return scores

@@ -72,6 +72,7 @@ urlpatterns = [
     path("", include("emails.urls_public")),
     path("", include("emails.urls_outbox")),
     path("", include("emails.urls")),
+    path("", include("emails.urls_reports")),
     path("api/v1/", include("prospects.urls_api")),
     path(
         "api/v1/prospects/<int:prospect_id>/identify-token/",
