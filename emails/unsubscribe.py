@@ -1,11 +1,12 @@
 """Unsubscribe links: signed tokens per recipient, and the opt-out they lead to.
 
-A token names (prospect id, list email id) and is signed with ``django.core.signing`` under its
-own salt, so an open or click token can never serve as one. It does not expire: people
-unsubscribe from mail that is years old. The opt-out goes through the action catalogue's
-"opt out" action (owned by prospects, recorded as an ActionRun) and is recorded in the activity
-stream as EMAIL_UNSUBSCRIBED and OPT_OUT, once: a second click, a mail client's one-click POST
-after the person's own, or a retried request change nothing.
+A token names (prospect id, list email id; 0 for an autoresponder) and is signed with
+``django.core.signing`` under its own salt, so an open or click token can never serve as one.
+It does not expire: people unsubscribe from mail that is years old. The opt-out goes through
+the action catalogue's "opt out" action (owned by prospects, recorded as an ActionRun) and is
+recorded in the activity stream as EMAIL_UNSUBSCRIBED and OPT_OUT, once: a second click, a mail
+client's one-click POST after the person's own, or a retried request change nothing. The link
+leads to the preference centre (:mod:`emails.preferences`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,17 @@ MAX_TOKEN_LENGTH = 200
 
 @dataclass(frozen=True)
 class UnsubscribeToken:
+    """``list_email_id`` is 0 for an email that is not a list email (an autoresponder)."""
+
     prospect_id: int
     list_email_id: int
+
+    @property
+    def email_reference(self) -> tuple[str, int | str, str]:
+        """(object type, object id, ``email_id``) for the activities this link leads to."""
+        if not self.list_email_id:
+            return "", "", ""
+        return "list_email", self.list_email_id, f"le{self.list_email_id}"
 
 
 def unsubscribe_token(*, prospect_id: int, list_email_id: int) -> str:
@@ -50,8 +60,8 @@ def unsubscribe_token_load(token: str) -> UnsubscribeToken | None:
         return None
     prospect_id, list_email_id = data
     if not all(
-        isinstance(value, int) and not isinstance(value, bool) and value > 0
-        for value in (prospect_id, list_email_id)
+        isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+        for value, minimum in ((prospect_id, 1), (list_email_id, 0))
     ):
         return None
     return UnsubscribeToken(prospect_id=prospect_id, list_email_id=list_email_id)
@@ -73,27 +83,35 @@ def prospect_unsubscribe(*, token: UnsubscribeToken, one_click: bool) -> bool:
         prospect = Prospect.objects.select_for_update().filter(pk=token.prospect_id).first()
         if prospect is None or prospect.opted_out:
             return False
-        # Only a name for the history: no lock, and a deleted send still unsubscribes.
-        label = (
-            ListEmail.objects.filter(pk=token.list_email_id).values_list("name", flat=True).first()
-        )
+        object_type, object_id, email_id = token.email_reference
+        label = list_email_label(token)
         action_run(
             key="opt_out",
             prospect=prospect,
             config={},
             context=ActionContext(
                 cause_type="email_unsubscribe",
-                cause_id=token.list_email_id,
-                cause_label=label or f"le{token.list_email_id}",
+                cause_id=object_id,
+                cause_label=label or email_id,
             ),
         )
-        payload = {"email_id": f"le{token.list_email_id}", "one_click": one_click}
+        payload = {"email_id": email_id, "one_click": one_click}
         for activity_type in (ActivityType.EMAIL_UNSUBSCRIBED, ActivityType.OPT_OUT):
             activity_record(
                 type=activity_type,
                 prospect_id=prospect.pk,
-                object_type="list_email",
-                object_id=token.list_email_id,
+                object_type=object_type,
+                object_id=object_id,
+                object_label=label,
                 payload=payload,
             )
     return True
+
+
+def list_email_label(token: UnsubscribeToken) -> str:
+    """The list email's name for the history ("" for an autoresponder or a deleted send): no
+    lock, and a deleted send still unsubscribes."""
+    if not token.list_email_id:
+        return ""
+    name = ListEmail.objects.filter(pk=token.list_email_id).values_list("name", flat=True).first()
+    return name or ""

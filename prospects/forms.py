@@ -136,13 +136,53 @@ class CriteriaField(forms.CharField):
 
 class ListForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=200)
-    description = forms.CharField(label=_("Description"), max_length=500, required=False)
+    description = forms.CharField(
+        label=_("Description"),
+        max_length=500,
+        required=False,
+        help_text=_("Prospects see it in the preference centre when the list is shown there."),
+    )
     is_dynamic = forms.BooleanField(
         label=_("Dynamic list"),
         required=False,
         help_text=_("Members are added and removed automatically from the criteria."),
     )
+    is_public = forms.BooleanField(
+        label=_("Show in the preference centre"),
+        required=False,
+        help_text=_("Prospects can subscribe to and leave this list from their emails."),
+    )
+    public_name = forms.CharField(
+        label=_("Name shown to prospects"),
+        max_length=200,
+        required=False,
+        help_text=_("Shown in the preference centre instead of the internal name."),
+    )
     criteria = CriteriaField(label=_("Criteria"), required=False)
+
+    def __init__(
+        self, *args: Any, prospect_list: ProspectList | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        # Editing: whether the list is dynamic is fixed (the field is not on the page).
+        self.prospect_list = prospect_list
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        is_dynamic = (
+            self.prospect_list.is_dynamic
+            if self.prospect_list is not None
+            else bool(cleaned.get("is_dynamic"))
+        )
+        if is_dynamic and cleaned.get("is_public"):
+            self.add_error(
+                "is_public",
+                _(
+                    "Only static lists can be shown in the preference centre: nobody can leave "
+                    "a dynamic list by hand."
+                ),
+            )
+        return cleaned
 
 
 class BulkActionForm(forms.Form):

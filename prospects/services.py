@@ -15,7 +15,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -23,6 +23,7 @@ from mapp.models import User
 from mapp.services import audit_log_record
 from prospects.criteria import compile_criteria, validate_criteria
 from prospects.models import (
+    SOFT_BOUNCE_LIMIT,
     AssignmentGroup,
     ClassificationKind,
     ClassificationRule,
@@ -626,6 +627,21 @@ def prospect_mark_hard_bounced(*, prospect_id: int) -> bool:
     return bool(updated)
 
 
+def prospect_count_soft_bounce(*, prospect_id: int) -> bool:
+    """One more soft bounce (a full mailbox, a server down for days). At SOFT_BOUNCE_LIMIT the
+    prospect is no longer mailable (MAILABLE_Q); counting stops there. False if the count had
+    reached the limit already or there is no such prospect.
+
+    The one writer of the count; emails.feedback calls it once per bounced message.
+    """
+    updated = Prospect.objects.filter(
+        pk=prospect_id, soft_bounce_count__lt=SOFT_BOUNCE_LIMIT
+    ).update(soft_bounce_count=F("soft_bounce_count") + 1, updated_at=timezone.now())
+    if updated:
+        schedule_dynamic_list_refresh([prospect_id])
+    return bool(updated)
+
+
 # --- lists --------------------------------------------------------------------------------------
 
 
@@ -636,21 +652,39 @@ def list_create(
     description: str = "",
     is_dynamic: bool = False,
     criteria: dict[str, Any] | None = None,
+    is_public: bool = False,
+    public_name: str = "",
 ) -> ProspectList:
     name = nfkc(name)
     if not name:
         raise ValidationError({"name": _("A list needs a name.")})
+    _check_public(is_dynamic=is_dynamic, is_public=is_public)
     clean_criteria = validate_criteria(criteria or {}) if is_dynamic else {}
     prospect_list = ProspectList.objects.create(
         name=name,
         description=description,
         is_dynamic=is_dynamic,
         criteria=clean_criteria,
+        is_public=is_public,
+        public_name=nfkc(public_name),
         created_by=actor,
     )
     if is_dynamic:
         schedule_full_list_refresh(prospect_list.pk)
     return prospect_list
+
+
+def _check_public(*, is_dynamic: bool, is_public: bool) -> None:
+    # The preference centre lets prospects leave a public list; nobody can leave a dynamic one.
+    if is_dynamic and is_public:
+        raise ValidationError(
+            {
+                "is_public": _(
+                    "Only static lists can be shown in the preference centre: nobody can leave "
+                    "a dynamic list by hand."
+                )
+            }
+        )
 
 
 def list_update(
@@ -659,6 +693,8 @@ def list_update(
     prospect_list: ProspectList,
     name: str | None = None,
     description: str | None = None,
+    is_public: bool | None = None,
+    public_name: str | None = None,
 ) -> list[str]:
     changed = []
     if name is not None:
@@ -671,6 +707,16 @@ def list_update(
     if description is not None and description != prospect_list.description:
         prospect_list.description = description
         changed.append("description")
+    if is_public is not None:
+        _check_public(is_dynamic=prospect_list.is_dynamic, is_public=is_public)
+        if is_public != prospect_list.is_public:
+            prospect_list.is_public = is_public
+            changed.append("is_public")
+    if public_name is not None:
+        public_name = nfkc(public_name)
+        if public_name != prospect_list.public_name:
+            prospect_list.public_name = public_name
+            changed.append("public_name")
     if changed:
         prospect_list.save(update_fields=[*changed, "updated_at"])
     return changed

@@ -53,6 +53,8 @@ def list_create(request: HttpRequest) -> HttpResponse:
                 description=form.cleaned_data["description"],
                 is_dynamic=form.cleaned_data["is_dynamic"],
                 criteria=form.cleaned_data["criteria"],
+                is_public=form.cleaned_data["is_public"],
+                public_name=form.cleaned_data["public_name"],
             )
         except (ValidationError, CriteriaError) as error:
             form.add_error(None, str(error))
@@ -106,8 +108,11 @@ def list_edit(request: HttpRequest, list_id: int) -> HttpResponse:
             "name": prospect_list.name,
             "description": prospect_list.description,
             "is_dynamic": prospect_list.is_dynamic,
+            "is_public": prospect_list.is_public,
+            "public_name": prospect_list.public_name,
             "criteria": json.dumps(prospect_list.criteria, ensure_ascii=False),
         },
+        prospect_list=prospect_list,
     )
     if request.method == "POST" and form.is_valid():
         try:
@@ -116,6 +121,8 @@ def list_edit(request: HttpRequest, list_id: int) -> HttpResponse:
                 prospect_list=prospect_list,
                 name=form.cleaned_data["name"],
                 description=form.cleaned_data["description"],
+                is_public=form.cleaned_data["is_public"],
+                public_name=form.cleaned_data["public_name"],
             )
         except ValidationError as error:
             form.add_error(None, error.messages[0])
