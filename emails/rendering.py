@@ -301,6 +301,23 @@ def recipient_header_value(recipient_id: int) -> str:
     return signing.Signer(salt=RECIPIENT_HEADER_SALT).sign(str(recipient_id))
 
 
+def list_unsubscribe_header(https_url: str, mailto_url: str) -> bytes:
+    """The List-Unsubscribe header line, written as is, one URL per line.
+
+    Python's email package cannot fold a URL longer than a line and turns the whole value into
+    RFC 2047 encoded words (``=?utf-8?q?=3Chttps=3A…``), which mail clients and Gmail's one-click
+    unsubscribe do not read as URLs. Both URLs are ASCII (the token is URL-safe base64), well
+    under SMTP's 998-character line limit.
+    """
+    value = f"List-Unsubscribe: <{https_url}>,\r\n <{mailto_url}>\r\n"
+    if _HEADER_CONTROL.sub("", value.replace("\r\n", "")) != value.replace("\r\n", ""):
+        raise MessageBuildError("An unsubscribe URL contains control characters.")
+    try:
+        return value.encode("ascii")
+    except UnicodeEncodeError as error:
+        raise MessageBuildError("SITE_URL or the unsubscribe mailbox is not ASCII.") from error
+
+
 def return_path(sender_address: str) -> str:
     """The envelope sender: EMAIL_RETURN_PATH (where bounces are read) or the From address."""
     return getattr(settings, "EMAIL_RETURN_PATH", "") or sender_address
@@ -400,13 +417,13 @@ def message_build(
     message["Subject"] = subject
     message["Date"] = format_datetime(sent_at)
     message["Message-ID"] = message_id
-    message["List-Unsubscribe"] = f"<{unsubscribe_https}>, <mailto:{mailbox}?subject={token}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message["Feedback-ID"] = f"{setup.object_pk}:{setup.kind}:mapp"
     message["X-Mapp-Recipient"] = recipient_header_value(recipient_id)
     message.set_content(text)
     message.add_alternative(body, subtype="html")
-    data = message.as_bytes()
+    data = list_unsubscribe_header(unsubscribe_https, f"mailto:{mailbox}?subject={token}")
+    data += message.as_bytes()
     signature = setup.signer.sign(data, include_headers=DEFAULT_SIGNED_HEADERS)
     return BuiltMessage(
         message_id=message_id, envelope_from=return_path(sender.address), data=signature + data

@@ -38,12 +38,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from emails.dkim import DkimError
+from emails.feedback import bounce_record
 from emails.models import ListEmail, ListEmailStatus, Recipient, RecipientStatus
 from emails.rendering import BuiltMessage, MessageBuildError, SendSetup, message_build
 from prospects.models import MAILABLE_Q, ListMembership, Prospect
-from prospects.services import prospect_mark_hard_bounced
 from tracking.models import Activity, ActivityType
-from tracking.services import activities_record_many, activity_record
+from tracking.services import activities_record_many
 
 logger = logging.getLogger(__name__)
 
@@ -300,22 +300,10 @@ def _retry_later(claim: Claim, recipient_id: int, attempts: int, error: str) -> 
 def _hard_bounce(
     *, recipient: Recipient, list_email: ListEmail, code: int, diagnostic: str
 ) -> None:
-    """A 5xx to RCPT TO: the address does not exist; the prospect becomes undeliverable."""
-    if recipient.prospect_id is None:
-        return
-    prospect_mark_hard_bounced(prospect_id=recipient.prospect_id)
-    activity_record(
-        type=ActivityType.EMAIL_BOUNCED,
-        prospect_id=recipient.prospect_id,
-        object_type="list_email",
-        object_id=list_email.pk,
-        object_label=list_email.name,
-        payload={
-            "email_id": list_email.tracking_id,
-            "hard": True,
-            "code": code,
-            "diagnostic": diagnostic,
-        },
+    """A 5xx to RCPT TO: the address does not exist; recorded as any other hard bounce
+    (emails.feedback: the row's bounce, the send's counter and guard rails, the prospect)."""
+    bounce_record(
+        recipient_id=recipient.pk, kind="hard", status=str(code), reason=diagnostic, source="smtp"
     )
 
 

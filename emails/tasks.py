@@ -11,7 +11,12 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from emails import ab_tests, one_off, sending
+from emails import (
+    ab_tests,
+    one_off,
+    sending,
+    tasks_feedback,  # noqa: F401 (registers the feedback and domain tasks)
+)
 from emails.models import ListEmail, ListEmailStatus
 
 # Parallel send tasks started per list email; each holds one SMTP connection.

@@ -130,6 +130,7 @@ def command_run(arguments: argparse.Namespace) -> int:
                 flush=True,
             )
         processes: dict[str, subprocess.Popen[bytes]] = {}
+        optional: dict[str, subprocess.Popen[bytes]] = {}
         stopping = False
 
         def request_stop(signum: int, frame: object) -> None:
@@ -142,6 +143,15 @@ def command_run(arguments: argparse.Namespace) -> int:
             for name, command in stack_commands(host=arguments.host, port=arguments.port).items():
                 # Own session: Ctrl-C reaches only us, and we stop the children in order.
                 processes[name] = subprocess.Popen(command, env=environment, start_new_session=True)
+            # Bounces, complaints and List-Unsubscribe mails; optional: a busy port (another
+            # stack on this machine) must not stop the app, so it is watched apart.
+            optional = {
+                "inbound SMTP": subprocess.Popen(
+                    [_python(), str(PROJECT_ROOT / "manage.py"), "inbound_smtp"],
+                    env=environment,
+                    start_new_session=True,
+                )
+            }
             url = f"http://{arguments.host}:{arguments.port}/"
             print(
                 f"\nmapp is running at {url}   (health: {url}healthz)  — Ctrl-C stops it\n",
@@ -157,10 +167,18 @@ def command_run(arguments: argparse.Namespace) -> int:
                         exit_code = process.returncode or 1
                         stopping = True
                         break
+                for name, process in list(optional.items()):
+                    if process.poll() is not None:
+                        print(
+                            f"mapp: {name} exited with {process.returncode} (is its port in "
+                            "use?); the app goes on without it",
+                            flush=True,
+                        )
+                        del optional[name]
                 time.sleep(0.2)
         finally:
             print("mapp: stopping web, worker and beat…", flush=True)
-            _stop(processes)
+            _stop({**processes, **optional})
             if catcher is not None:
                 catcher.stop()
         print("mapp: stopped.", flush=True)

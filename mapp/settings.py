@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "knox",
     "django_celery_beat",
     "django_htmx",
+    "anymail",
     "axes",
     "mapp.apps.MappConfig",
     "prospects.apps.ProspectsConfig",
@@ -259,8 +260,23 @@ EMAIL_COMPLAINT_RATE_PAUSE_PER_MILLE = get_int("EMAIL_COMPLAINT_RATE_PAUSE_PER_M
 EMAIL_HARD_BOUNCE_RATE_PAUSE_PER_MILLE = get_int("EMAIL_HARD_BOUNCE_RATE_PAUSE_PER_MILLE", 50)
 EMAIL_GUARD_MIN_SENT = get_int("EMAIL_GUARD_MIN_SENT", 100)
 # Envelope sender (Return-Path) of list emails, where bounces go; empty: the From address.
-# Point it at an address whose MX reaches mapp's inbound SMTP endpoint (`mapp inbound`).
+# Point it at an address whose MX reaches mapp's inbound SMTP endpoint (`manage.py inbound_smtp`).
 EMAIL_RETURN_PATH = get_from_env("EMAIL_RETURN_PATH", default="")
+# Inbound SMTP (emails/inbound.py, `manage.py inbound_smtp`, started by `mapp run`): bounces,
+# feedback-loop complaints and List-Unsubscribe mails. Production: 0.0.0.0 and port 25 (or a
+# forward) on the return-path domain's MX.
+INBOUND_SMTP_HOST = get_from_env("INBOUND_SMTP_HOST", default="127.0.0.1")
+INBOUND_SMTP_PORT = get_int("INBOUND_SMTP_PORT", 2525)
+INBOUND_SMTP_MAX_MESSAGE_BYTES = get_int("INBOUND_SMTP_MAX_MESSAGE_BYTES", 10 * 1024 * 1024)
+INBOUND_SMTP_MAILBOXES = get_list("INBOUND_SMTP_MAILBOXES", default=[])  # e.g. the FBL address
+# ESP webhooks (django-anymail) at /email/webhooks/<esp>/tracking/: basic-auth "user:pass";
+# without a secret the webhooks answer 503 rather than accept anyone's posts.
+_mailgun_key = get_from_env("MAILGUN_WEBHOOK_SIGNING_KEY", default="")
+ANYMAIL = {
+    "WEBHOOK_SECRET": get_list("ANYMAIL_WEBHOOK_SECRET", default=[]),
+    # never "": anyone could sign with an empty key
+    **({"MAILGUN_WEBHOOK_SIGNING_KEY": _mailgun_key} if _mailgun_key else {}),
+}
 
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = get_from_env("CELERY_BROKER_URL", default=REDIS_URL)
@@ -333,6 +349,15 @@ MAPP_PERIODIC_TASKS = [
         "description": (
             "Starts due list emails, retries deferred recipients, reclaims claims of dead "
             "workers, marks finished sends."
+        ),
+    },
+    {
+        "name": "re-verify sending domains",
+        "task": "emails.reverify_domains",
+        "every_seconds": 60 * 60,
+        "description": (
+            "Checks each sending domain's DKIM, SPF and DMARC again once a day (an hour later "
+            "after a DNS failure) and tells administrators when a verified domain breaks."
         ),
     },
     {

@@ -73,6 +73,7 @@ urlpatterns = [
     path("", include("emails.urls_outbox")),
     path("", include("emails.urls")),
     path("", include("emails.urls_reports")),
+    path("email/webhooks/", include("emails.urls_webhooks")),
     path("api/v1/", include("prospects.urls_api")),
     path(
         "api/v1/prospects/<int:prospect_id>/identify-token/",

@@ -149,6 +149,13 @@ def test_two_hundred_prospects_each_receive_exactly_one_signed_tracked_message(
     assert sample["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert re.match(r"<https://|<http://", sample["List-Unsubscribe"])
     assert "mailto:unsubscribe@mail.example.jp" in sample["List-Unsubscribe"]
+    # as plain URLs on the wire, not RFC 2047 encoded words (which clients cannot use)
+    raw_header = re.search(
+        rb"^List-Unsubscribe: (.*?)\r\n(?! )", smtp_sink.messages[0].data, re.M | re.S
+    )
+    assert raw_header is not None
+    assert raw_header.group(1).startswith(b"<http")
+    assert b"=?" not in raw_header.group(1)
     assert sample["Feedback-ID"] == f"{list_email.pk}:list-email:mapp"
     assert sample["Reply-To"] == "support@example.jp"
     assert "news@mail.example.jp" in sample["From"]
