@@ -585,6 +585,14 @@ class DomainFeedbackRates:
         return self.complaints / self.sent if self.sent else 0.0
 
     @property
+    def hard_bounce_percent(self) -> float:
+        return 100 * self.hard_bounce_rate
+
+    @property
+    def complaint_percent(self) -> float:
+        return 100 * self.complaint_rate
+
+    @property
     def is_complaint_rate_over_limit(self) -> bool:
         limit = int(getattr(settings, "EMAIL_COMPLAINT_RATE_PAUSE_PER_MILLE", 3))
         return limit > 0 and self.complaints * 1000 > self.sent * limit

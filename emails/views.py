@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from emails import one_off, services, services_ui
+from emails.feedback import DOMAIN_RATES_DAYS, sending_domain_feedback_rates
 from emails.forms_ui import (
     AbTestForm,
     EmailTemplateForm,
@@ -108,6 +109,8 @@ def domain_detail(request: HttpRequest, domain_id: int) -> HttpResponse:
             "domain": sending_domain,
             "records": services_ui.sending_domain_records(sending_domain),
             "checks": sending_domain.check_messages,
+            "rates": sending_domain_feedback_rates(sending_domain_id=sending_domain.pk)[0],
+            "rates_days": DOMAIN_RATES_DAYS,
         },
     )
 

@@ -10,11 +10,20 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
-from emails.models import DomainStatus, SendingDomain
+from emails.models import (
+    BounceKind,
+    DomainStatus,
+    ListEmail,
+    Recipient,
+    RecipientStatus,
+    SendingDomain,
+)
 from emails.services import sending_domain_create
 from mapp.models import User
 from tests.conftest import client_for
+from tests.factories import ProspectFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -106,3 +115,26 @@ def test_domains_need_settings_edit(user_fixture: str, request: pytest.FixtureRe
     assert client.post(reverse("emails:domain_verify", args=[domain.pk])).status_code == 403
     domain.refresh_from_db()
     assert domain.last_checked_at is None
+
+
+def test_domain_page_shows_its_reputation_over_30_days(admin_client: Client, english: None) -> None:
+    domain = sending_domain_create(domain="mail.example.jp", selector="s1")
+    list_email = ListEmail.objects.create(name="n", subject="s", html="h", sending_domain=domain)
+    prospects = ProspectFactory.create_batch(3)
+    now = timezone.now()
+    for index, prospect in enumerate(prospects):
+        Recipient.objects.create(
+            list_email=list_email,
+            prospect=prospect,
+            email=prospect.email,
+            status=RecipientStatus.SENT,
+            sent_at=now,
+            bounce_kind=BounceKind.HARD if index == 0 else "",
+            bounced_at=now if index == 0 else None,
+            complained_at=now if index == 1 else None,
+        )
+    page = admin_client.get(f"/settings/sending-domains/{domain.pk}/").content.decode()
+    assert 'data-testid="domain-rates"' in page
+    assert "1 (33.33%)" in page
+    assert 'data-testid="complaints-over"' in page
+    assert 'data-testid="hard-bounce-over"' in page
