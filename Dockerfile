@@ -73,7 +73,7 @@ RUN SECRET_KEY=collectstatic-placeholder-not-used-at-runtime \
     EMAIL_HOST=build.invalid \
     DEFAULT_FROM_EMAIL=build@build.invalid \
     python manage.py collectstatic --noinput --verbosity 1 \
-    && mkdir -p /app/var/media \
+    && mkdir -p /app/var/media /app/var/dkim \
     && chown -R mapp:mapp /app/var
 
 # The code stays owned by root (read-only for the app); only /app/var (also $HOME) is writable.
