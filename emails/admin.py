@@ -25,7 +25,14 @@ class SendingDomainAdmin(GuardedModelAdmin):
     list_filter = ("status", "dkim_algorithm")
     search_fields = ("domain",)
     # The key pair is made by emails.services.sending_domain_create, never typed in.
-    readonly_fields = ("dkim_public_key", "dkim_key_file", "verified_at", "last_checked_at")
+    readonly_fields = (
+        "dkim_public_key",
+        "dkim_key_file",
+        "ed25519_public_key",
+        "ed25519_key_file",
+        "verified_at",
+        "last_checked_at",
+    )
 
     def has_add_permission(self, request: object, *args: object) -> bool:
         return False

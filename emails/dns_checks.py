@@ -166,6 +166,28 @@ def check_domain(
     )
 
 
+def expected_dkim_record(
+    domain: str, selector: str, public_key_b64: str, *, algorithm: KeyType = "rsa"
+) -> DnsRecord:
+    """The DKIM TXT record of one more key (a second, Ed25519 signature)."""
+    return _expected_dkim(ascii_domain(domain), selector, public_key_b64, algorithm)
+
+
+def check_dkim(
+    domain: str,
+    *,
+    selector: str,
+    public_key_b64: str,
+    algorithm: KeyType = "rsa",
+    resolver: dns.resolver.Resolver | None = None,
+) -> RecordCheck:
+    """Check one more DKIM key's record (check_domain checks the first with SPF and DMARC)."""
+    if resolver is None:
+        resolver = dns.resolver.Resolver()
+        resolver.lifetime = DNS_LIFETIME_SECONDS
+    return _check_dkim(ascii_domain(domain), selector, public_key_b64, algorithm, resolver)
+
+
 def _expected_dkim(
     domain: str, selector: str, public_key_b64: str, algorithm: KeyType
 ) -> DnsRecord:

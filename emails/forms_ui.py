@@ -13,7 +13,6 @@ from django.utils.translation import gettext_lazy as _
 
 from emails.models import (
     AbWinnerMetric,
-    DkimAlgorithm,
     EmailTemplate,
     ListEmail,
     SenderType,
@@ -50,8 +49,13 @@ class SendingDomainForm(forms.Form):
         initial="mapp",
         help_text=_("The name of the key in DNS; change it only to rotate keys."),
     )
-    algorithm = forms.ChoiceField(
-        label=_("DKIM algorithm"), choices=DkimAlgorithm.choices, initial=DkimAlgorithm.RSA
+    add_ed25519 = forms.BooleanField(
+        label=_("Also sign with Ed25519"),
+        required=False,
+        help_text=_(
+            "Adds a second DKIM signature (RFC 8463) beside the RSA-2048 one, with its own DNS "
+            "record. Receivers that cannot verify Ed25519 use the RSA signature."
+        ),
     )
 
 

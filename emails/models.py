@@ -52,6 +52,13 @@ class SendingDomain(models.Model):
     )
     dkim_public_key = models.TextField(_("DKIM public key"), editable=False)
     dkim_key_file = models.CharField(_("private key file"), max_length=255, editable=False)
+    # Optional second signature (RFC 8463): receivers that verify Ed25519 check it, the others
+    # the RSA one; an empty selector means the domain signs with RSA only.
+    ed25519_selector = models.CharField(_("Ed25519 selector"), max_length=63, blank=True)
+    ed25519_public_key = models.TextField(_("Ed25519 public key"), blank=True, editable=False)
+    ed25519_key_file = models.CharField(
+        _("Ed25519 private key file"), max_length=255, blank=True, editable=False
+    )
     status = models.CharField(
         _("status"), max_length=20, choices=DomainStatus.choices, default=DomainStatus.PENDING
     )
@@ -79,6 +86,14 @@ class SendingDomain(models.Model):
     @property
     def private_key_path(self) -> Path:
         return dkim_key_directory() / self.dkim_key_file
+
+    @property
+    def has_ed25519(self) -> bool:
+        return bool(self.ed25519_selector and self.ed25519_key_file)
+
+    @property
+    def ed25519_key_path(self) -> Path:
+        return dkim_key_directory() / self.ed25519_key_file
 
 
 class SenderType(models.TextChoices):

@@ -71,34 +71,60 @@ def _write_private_key(filename: str, private_key_pem: bytes) -> None:
 
 
 def sending_domain_create(
-    *, domain: str, selector: str = "mapp", algorithm: str = DkimAlgorithm.RSA
+    *,
+    domain: str,
+    selector: str = "mapp",
+    algorithm: str = DkimAlgorithm.RSA,
+    add_ed25519: bool = False,
 ) -> SendingDomain:
-    """Add a domain with a fresh DKIM key pair (private key in a 0600 file outside the DB)."""
+    """Add a domain with a fresh DKIM key pair (private key in a 0600 file outside the DB).
+
+    ``add_ed25519`` adds a second key, selector ``<selector>-ed``, so every message carries an
+    Ed25519 signature beside the RSA one (RFC 8463): receivers that do not verify Ed25519 yet
+    (most, in 2026) use the RSA signature, so RSA stays the one that matters.
+    """
     domain = domain.strip().lower().rstrip(".")
     selector = selector.strip().lower()
     if not _DOMAIN.match(domain):
         raise ValidationError(_("Enter a domain name such as example.co.jp."))
-    if not _SELECTOR.match(selector):
+    if not _SELECTOR.match(selector) or len(selector) > 60:
         raise ValidationError(_("A selector may contain only letters, digits and hyphens."))
     if SendingDomain.objects.filter(domain=domain).exists():
         raise ValidationError(_("This domain has been added already."))
     if algorithm == DkimAlgorithm.ED25519:
         private_key_pem, public_key = generate_ed25519_key()
+        add_ed25519 = False  # the only key is Ed25519 already
     else:
         algorithm = DkimAlgorithm.RSA
         private_key_pem, public_key = generate_rsa_key(2048)
+    written: list[str] = []
     filename = f"{domain}.{selector}.{secrets.token_hex(4)}.pem"
     _write_private_key(filename, private_key_pem)
+    written.append(filename)
+    ed25519_fields: dict[str, str] = {}
     try:
+        if add_ed25519:
+            ed_selector = f"{selector}-ed"
+            ed_private_pem, ed_public_key = generate_ed25519_key()
+            ed_filename = f"{domain}.{ed_selector}.{secrets.token_hex(4)}.pem"
+            _write_private_key(ed_filename, ed_private_pem)
+            written.append(ed_filename)
+            ed25519_fields = {
+                "ed25519_selector": ed_selector,
+                "ed25519_public_key": ed_public_key,
+                "ed25519_key_file": ed_filename,
+            }
         return SendingDomain.objects.create(
             domain=domain,
             dkim_selector=selector,
             dkim_algorithm=algorithm,
             dkim_public_key=public_key,
             dkim_key_file=filename,
+            **ed25519_fields,
         )
     except Exception:
-        (dkim_key_directory() / filename).unlink(missing_ok=True)  # no row, no orphan key
+        for name in written:
+            (dkim_key_directory() / name).unlink(missing_ok=True)  # no row, no orphan key
         raise
 
 

@@ -22,7 +22,9 @@ from emails.dns_checks import (
     DnsRecord,
     DomainCheck,
     RecordCheck,
+    check_dkim,
     check_domain,
+    expected_dkim_record,
     expected_records,
 )
 from emails.models import (
@@ -68,14 +70,26 @@ def dns_resolver() -> dns.resolver.Resolver | None:
 
 
 def sending_domain_records(sending_domain: SendingDomain) -> list[DnsRecord]:
-    """The exact DKIM, SPF and DMARC records the customer must publish for the domain."""
-    return expected_records(
+    """The exact DKIM, SPF and DMARC records the customer must publish for the domain (with
+    the second, Ed25519 DKIM key's record after the first when the domain has one)."""
+    records = expected_records(
         sending_domain.domain,
         sending_domain.dkim_selector,
         sending_domain.dkim_public_key,
         _spf_include(),
         algorithm=_key_type(sending_domain),
     )
+    if sending_domain.has_ed25519:
+        records.insert(
+            1,
+            expected_dkim_record(
+                sending_domain.domain,
+                sending_domain.ed25519_selector,
+                sending_domain.ed25519_public_key,
+                algorithm="ed25519",
+            ),
+        )
+    return records
 
 
 def _record_result(label: str, check: RecordCheck) -> dict[str, Any]:
@@ -113,15 +127,30 @@ def sending_domain_verify(
     )
     now = timezone.now()
     status = domain_status_for(check)
-    sending_domain.status = status
-    sending_domain.dkim_ok = check.dkim_ok
-    sending_domain.spf_ok = check.spf_ok
-    sending_domain.dmarc_ok = check.dmarc_ok
-    sending_domain.check_messages = [
+    results = [
         _record_result("DKIM", check.dkim),
         _record_result("SPF", check.spf),
         _record_result("DMARC", check.dmarc),
     ]
+    dkim_ok = check.dkim_ok
+    if sending_domain.has_ed25519:
+        # the second key must be published too: a signature nobody can verify is noise
+        ed_check = check_dkim(
+            sending_domain.domain,
+            selector=sending_domain.ed25519_selector,
+            public_key_b64=sending_domain.ed25519_public_key,
+            algorithm="ed25519",
+            resolver=resolver,
+        )
+        results.insert(1, _record_result("DKIM (Ed25519)", ed_check))
+        dkim_ok = dkim_ok and ed_check.ok
+        if not ed_check.ok and status == DomainStatus.VERIFIED:
+            status = DomainStatus.FAILED
+    sending_domain.status = status
+    sending_domain.dkim_ok = dkim_ok
+    sending_domain.spf_ok = check.spf_ok
+    sending_domain.dmarc_ok = check.dmarc_ok
+    sending_domain.check_messages = results
     sending_domain.last_checked_at = now
     if status == DomainStatus.VERIFIED and sending_domain.verified_at is None:
         sending_domain.verified_at = now

@@ -84,7 +84,7 @@ def domain_create(request: HttpRequest) -> HttpResponse:
             sending_domain = services.sending_domain_create(
                 domain=form.cleaned_data["domain"],
                 selector=form.cleaned_data["selector"],
-                algorithm=form.cleaned_data["algorithm"],
+                add_ed25519=form.cleaned_data["add_ed25519"],
             )
         except ValidationError as error:
             _add_service_errors(form, error)

@@ -138,3 +138,17 @@ def test_domain_page_shows_its_reputation_over_30_days(admin_client: Client, eng
     assert "1 (33.33%)" in page
     assert 'data-testid="complaints-over"' in page
     assert 'data-testid="hard-bounce-over"' in page
+
+
+def test_add_domain_with_a_second_ed25519_signature(admin_client: Client, english: None) -> None:
+    response = admin_client.post(
+        reverse("emails:domain_create"),
+        {"domain": "mail.example.jp", "selector": "s2026", "add_ed25519": "on"},
+    )
+    assert response.status_code == 302
+    domain = SendingDomain.objects.get(domain="mail.example.jp")
+    assert domain.has_ed25519
+    page = admin_client.get(response["Location"]).content.decode()
+    assert "s2026._domainkey.mail.example.jp" in page
+    assert "s2026-ed._domainkey.mail.example.jp" in page
+    assert "k=ed25519" in page
