@@ -227,6 +227,7 @@ class AbTestForm(forms.Form):
         max_value=100,
         initial=20,
         help_text=_(
+            # xgettext:no-python-format
             "This share of the recipients is split evenly over the variants; the rest receive "
             "the winner. 100% sends every variant to an equal share and has no winner phase."
         ),

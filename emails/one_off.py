@@ -86,8 +86,8 @@ def triggered_email_queue(
     if domain is None:
         raise ValidationError(
             _(
-                "The template's sender address is on no verified sending domain: verify the "
-                "domain first."
+                "The template's sender address is not on any verified sending domain: verify "
+                "the domain first."
             )
         )
     triggered, created = TriggeredEmail.objects.get_or_create(
@@ -269,7 +269,7 @@ def test_send(
     domain = source.sending_domain if isinstance(source, ListEmail) else sending_domain_for(source)
     if domain is None or not domain.is_verified:
         raise ValidationError(
-            _("A test is sent from a verified sending domain: choose or verify one first.")
+            _("A test needs a verified sending domain: choose or verify one first.")
         )
     try:
         if isinstance(source, ListEmail):

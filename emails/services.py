@@ -272,25 +272,28 @@ def list_email_problems(list_email: ListEmail) -> list[str]:
     checked = [("", Content.of(list_email))] if not variants else []
     checked += [(variant.letter, Content.of(list_email, variant)) for variant in variants]
     for letter, parts in checked:
-        prefix = _("Variant %(letter)s: ") % {"letter": letter} if letter else ""
+        missing: list[str] = []
         if not _UNSUBSCRIBE_FIELD.search(parts.html):
-            problems.append(
-                prefix
-                + _("Insert the unsubscribe link ({{ unsubscribe_url }}) into the email's HTML.")
+            missing.append(
+                _("Insert the unsubscribe link ({{ unsubscribe_url }}) into the email's HTML.")
             )
         if parts.text.strip() and not _UNSUBSCRIBE_FIELD.search(parts.text):
-            problems.append(
-                prefix
-                + _("Insert the unsubscribe link ({{ unsubscribe_url }}) into the plain-text part.")
+            missing.append(
+                _("Insert the unsubscribe link ({{ unsubscribe_url }}) into the plain-text part.")
             )
         if not _POSTAL_ADDRESS_FIELD.search(parts.html):
-            problems.append(
-                prefix
-                + _(
+            missing.append(
+                _(
                     "Insert the sender's postal address ({{ account.postal_address }}) into "
                     "the HTML."
                 )
             )
+        problems.extend(
+            _("Variant %(letter)s: %(problem)s") % {"letter": letter, "problem": problem}
+            if letter
+            else problem
+            for problem in missing
+        )
     account = account_merge_values()
     if not account["account.name"].strip():
         problems.append(_("Enter the sender's name (company name) in the account settings."))
@@ -356,7 +359,7 @@ def list_email_ab_test_set(
     if not 1 <= hours <= 24 * 7:
         problems.append(_("The test duration must be between 1 and 168 hours."))
     if metric not in AbWinnerMetric.values:
-        problems.append(_("Choose how the winner is chosen."))
+        problems.append(_("Choose the winner metric."))
     for index, parts in enumerate(variants[:AB_MAX_VARIANTS]):
         letter = chr(ord("A") + index)
         problems.extend(

@@ -35,7 +35,7 @@ from tests.factories import ProspectFactory
 from tracking.models import ActivityType
 from tracking.services import activity_record
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 HTML = """<html><body><p>{{ prospect.last_name }} 様</p>
 <a href="https://example.co.jp/seminar">セミナー</a>

@@ -31,7 +31,7 @@ from prospects.models import ActionRunStatus, Prospect
 from tests.factories import ProspectFactory
 from tracking.models import Activity, ActivityType
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 HTML = """<html><body><p>{{ prospect.last_name }} 様、資料請求ありがとうございます。</p>
 <a href="https://example.co.jp/whitepaper.pdf">資料をダウンロード</a>
