@@ -46,7 +46,7 @@ from tracking import ingest
 from tracking.models import ActivityType
 from tracking.services import activity_record
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 # The report's URLs are not in mapp.urls yet: the tests mount them beside the app's.
 urlpatterns = [
