@@ -70,7 +70,7 @@ NAVIGATION: tuple[NavSection, ...] = (
         _("Automation"),
         (
             NavItem(_("Automation rules"), Module.AUTOMATION),
-            NavItem(_("Scoring"), Module.AUTOMATION),
+            NavItem(_("Scoring"), Module.AUTOMATION, "scoring:rules"),
             NavItem(_("Grading"), Module.AUTOMATION),
         ),
     ),

@@ -66,6 +66,7 @@ urlpatterns = [
     path("prospects/", include("prospects.urls")),
     path("lists/", include("prospects.urls_lists")),
     path("tasks/", include("prospects.urls_tasks")),
+    path("scoring/", include("scoring.urls")),
     path("notifications/", include("mapp.urls_notifications")),
     path("", include("forms.urls")),
     path("", include("forms.urls_public")),

@@ -1,7 +1,7 @@
 """Scoring's contribution to the action catalogue: "Adjust score" (add, subtract or set).
 
-It lives here, not in prospects, because the score belongs to scoring: when the score ledger
-arrives (its own issue) this is where each adjustment will be written to it.
+It lives here, not in prospects, because the score belongs to scoring: each adjustment is a row
+of the score ledger (cause "action"), written in the same transaction as the action run.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.db.models import F, Value
-from django.db.models.functions import Greatest, Least
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -23,12 +21,8 @@ from prospects.actions import (
     register_action,
 )
 from prospects.models import Prospect
-from prospects.services import schedule_dynamic_list_refresh
-
-# Scores stay within these bounds whatever the rules add up to: far beyond any real scoring
-# model, far inside the PostgreSQL integer column, so adding can never overflow it.
-SCORE_MIN = -1_000_000
-SCORE_MAX = 1_000_000
+from scoring.models import ScoreCause
+from scoring.services import SCORE_MAX, score_change
 
 MODE_ADD = "add"
 MODE_SUBTRACT = "subtract"
@@ -50,25 +44,25 @@ class AdjustScoreForm(ActionConfigForm):
     )
 
 
-def _clamped(expression: Any) -> Least:
-    return Least(Greatest(expression, Value(SCORE_MIN)), Value(SCORE_MAX))
-
-
 def _adjust_score(
     *, prospect: Prospect, config: dict[str, Any], context: ActionContext
 ) -> ActionOutcome:
     mode, points = config["mode"], config["points"]
-    rows = Prospect.objects.filter(pk=prospect.pk)
+    label = context.cause_label or str(context.cause_type)
     if mode == MODE_SET:
-        rows.update(score=_clamped(Value(points)))
-    else:
-        # F(): one UPDATE computed by PostgreSQL, so concurrent adjustments all count.
-        delta = points if mode == MODE_ADD else -points
-        rows.update(score=_clamped(F("score") + delta))
-    prospect.score = rows.values_list("score", flat=True)[0]
-    schedule_dynamic_list_refresh([prospect.pk])  # lists with score criteria
-    if mode == MODE_SET:
+        # One ledger row with the difference, written in the action run's transaction.
+        score_change(
+            prospect=prospect,
+            set_to=points,
+            cause=ScoreCause.ACTION,
+            label=label,
+            actor=context.actor,
+        )
         return ActionOutcome.ok(_("Score set to %(score)d.") % {"score": prospect.score})
+    delta = points if mode == MODE_ADD else -points
+    score_change(
+        prospect=prospect, points=delta, cause=ScoreCause.ACTION, label=label, actor=context.actor
+    )
     change = f"+{points}" if mode == MODE_ADD else f"−{points}"
     return ActionOutcome.ok(
         _("Score %(change)s, now %(score)d.") % {"change": change, "score": prospect.score}
