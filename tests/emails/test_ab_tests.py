@@ -137,6 +137,7 @@ def test_split_test_then_winner_to_the_rest_each_prospect_one_variant(
         )
     # not before the test's duration has passed
     assert not ab_tests.ab_test_decide(list_email_id=list_email.pk)
+    assert list_email.started_at is not None
     later = list_email.started_at + datetime.timedelta(hours=4, seconds=1)
     assert ab_tests.ab_tests_due(later) == [list_email.pk]
     assert ab_tests.ab_test_decide(list_email_id=list_email.pk, now=later)

@@ -96,7 +96,7 @@ def test_every_message_carries_two_signatures_that_verify(
         sender_name="マップ",
         sender_address="news@news.example.jp",
     )
-    prospect = ProspectFactory()
+    prospect = ProspectFactory.create()
     setup = SendSetup.for_list_email(list_email, kind=SendKind.LIST_EMAIL)
     built = message_build(
         setup, recipient_id=1, address=prospect.email, prospect=prospect, sent_at=timezone.now()

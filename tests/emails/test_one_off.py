@@ -75,7 +75,7 @@ def test_autoresponder_sends_once_per_cause_signed_and_tracked(
     verified_domain: SendingDomain,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    prospect = ProspectFactory(last_name="山田", email="Taro.Yamada@Example.co.jp")
+    prospect = ProspectFactory.create(last_name="山田", email="Taro.Yamada@Example.co.jp")
     run, callbacks = _run_autoresponder(
         prospect, template, "form:7:submission:1", django_capture_on_commit_callbacks
     )
@@ -109,14 +109,14 @@ def test_autoresponder_sends_once_per_cause_signed_and_tracked(
 def test_autoresponder_not_sent_to_an_unmailable_prospect(
     smtp_sink: SmtpSink, template: EmailTemplate, django_capture_on_commit_callbacks: Any
 ) -> None:
-    prospect = ProspectFactory(opted_out=True)
+    prospect = ProspectFactory.create(opted_out=True)
     run, _callbacks = _run_autoresponder(
         prospect, template, "k1", django_capture_on_commit_callbacks
     )
     assert run.status == ActionRunStatus.SKIPPED
     assert not TriggeredEmail.objects.exists()
     # opted out after it was queued: skipped right before SMTP
-    other = ProspectFactory()
+    other = ProspectFactory.create()
     _run_autoresponder(other, template, "k2", django_capture_on_commit_callbacks)
     Prospect.objects.filter(pk=other.pk).update(opted_out=True)
     triggered = TriggeredEmail.objects.get()
@@ -127,14 +127,14 @@ def test_autoresponder_not_sent_to_an_unmailable_prospect(
 def test_autoresponder_5xx_is_a_hard_bounce_and_4xx_retries(
     smtp_sink: SmtpSink, template: EmailTemplate, django_capture_on_commit_callbacks: Any
 ) -> None:
-    bouncer = ProspectFactory(email="nobody@example.co.jp")
+    bouncer = ProspectFactory.create(email="nobody@example.co.jp")
     smtp_sink.handler.rcpt_responses["nobody@example.co.jp"] = "550 5.1.1 No such user"
     _run_autoresponder(bouncer, template, "b1", django_capture_on_commit_callbacks)
     triggered = TriggeredEmail.objects.get()
     assert one_off.triggered_email_send(triggered_email_id=triggered.pk) == "failed"
     bouncer.refresh_from_db()
     assert bouncer.hard_bounced_at is not None
-    busy = ProspectFactory(email="busy@example.co.jp")
+    busy = ProspectFactory.create(email="busy@example.co.jp")
     smtp_sink.handler.rcpt_responses["busy@example.co.jp"] = "451 4.7.1 Greylisted"
     _run_autoresponder(busy, template, "b2", django_capture_on_commit_callbacks)
     deferred = TriggeredEmail.objects.get(prospect=busy)
@@ -153,7 +153,7 @@ def test_autoresponder_needs_a_template_and_a_verified_domain(
     assert actions_validate([{"action": "send_autoresponder", "config": {"template": template.pk}}])
     SendingDomain.objects.update(status="failed")
     run, _callbacks = _run_autoresponder(
-        ProspectFactory(), template, "k3", django_capture_on_commit_callbacks
+        ProspectFactory.create(), template, "k3", django_capture_on_commit_callbacks
     )
     assert run.status == ActionRunStatus.FAILED
     assert "verified sending domain" in run.message
@@ -179,7 +179,7 @@ def test_test_send_of_a_variant_personalised_untracked(
         hours=4,
         metric="open_rate",
     )
-    prospect = ProspectFactory(last_name="佐藤")
+    prospect = ProspectFactory.create(last_name="佐藤")
     addresses = one_off.test_addresses_clean("a@example.jp, B@example.jp\nb@example.jp")
     assert addresses == ["a@example.jp", "b@example.jp"]
     sent = one_off.test_send(
