@@ -579,8 +579,8 @@ class Cpu:
 
     @classmethod
     def now(cls, groups: dict[str, tuple[int, bool]], database: str) -> Cpu:
-        """``groups``: label → (pid, whether its descendants count too); "postgres" is added:
-        the server processes serving ``database``."""
+        """``groups``: label → (pid, whether its descendants are counted instead of it);
+        "postgres" is added: the server processes serving ``database``."""
         import psutil
 
         def seconds(process: psutil.Process) -> float:
@@ -592,7 +592,7 @@ class Cpu:
             found[label] = {}
             with contextlib.suppress(psutil.Error):
                 root = psutil.Process(pid)
-                members = [root, *root.children(recursive=True)] if descendants else [root]
+                members = root.children(recursive=True) if descendants else [root]
                 for process in members:
                     with contextlib.suppress(psutil.Error):
                         found[label][process.pid] = seconds(process)
@@ -677,7 +677,8 @@ class Run:
     def cpu_groups(self) -> dict[str, tuple[int, bool]]:
         groups = {"this process": (os.getpid(), False), "sink": (self.sink.process.pid, False)}
         if self.worker is not None:
-            groups["worker"] = (self.worker.pid, True)  # the pool's processes too
+            groups["celery"] = (self.worker.pid, False)  # the worker's main process
+            groups["worker"] = (self.worker.pid, True)  # its pool processes
         return groups
 
     def start_worker(self) -> None:
@@ -1251,7 +1252,8 @@ def report(run: Run, arguments: argparse.Namespace) -> int:
     )
     print(
         f"  {'':<2} {'':<32} {'messages':>8} {'seconds':>7} {'msg/s':>6} {'steady':>6} "
-        f"{'KB':>5} | CPU ms/msg: {'here':>5} {'sink':>5} {'worker':>6} {'pg':>5} {'total':>6}"
+        f"{'KB':>5} | CPU ms/msg: {'here':>5} {'sink':>5} {'pool':>6} {'celery':>6} {'pg':>5} "
+        f"{'total':>6}"
         f" | {'others':>6} | {'alone':>6}"
     )
     failed = False
@@ -1265,7 +1267,8 @@ def report(run: Run, arguments: argparse.Namespace) -> int:
             f"  {phase.round:<2} {phase.name:<32} {phase.messages:8,} {phase.seconds:7.1f} "
             f"{phase.rate:6.1f} {phase.steady_rate:6.1f} {kilobytes:5.1f} | {'':11} "
             f"{figures.get('this process', 0.0):5.2f} {figures.get('sink', 0.0):5.2f} "
-            f"{figures.get('worker', 0.0):6.2f} {figures.get('postgres', 0.0):5.2f} "
+            f"{figures.get('worker', 0.0):6.2f} {figures.get('celery', 0.0):6.2f} "
+            f"{figures.get('postgres', 0.0):5.2f} "
             f"{total:6.2f} | {others_cores:6.2f} | {alone:6.1f}"
         )
         kind = "bare" if phase.name.startswith("bare") else "pipeline"
@@ -1312,8 +1315,9 @@ def report(run: Run, arguments: argparse.Namespace) -> int:
     print(
         "\n  seconds: start (schedule call / prospects query) to the last message at the sink; "
         "steady: first to last message; KB: average message at the sink.\n  CPU ms per "
-        "message: here = this process (the bare loop itself), sink, worker = Celery and its "
-        "pool, pg = PostgreSQL backends of the bench database; others = cores used meanwhile by "
+        "message: here = this process (the bare loop itself), sink, pool = the Celery worker's "
+        "pool processes (the pipeline), celery = its main process, pg = PostgreSQL backends of "
+        "the bench database; others = cores used meanwhile by "
         "every other process of the machine (Redis included); alone = min(senders, cores) / "
         "total."
     )
