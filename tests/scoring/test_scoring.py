@@ -251,9 +251,8 @@ def test_the_prospect_page_explains_the_score(marketer: User, english: None) -> 
 
 
 def test_editing_rules_rescores_everyone_retroactively(
-    administrator: User, django_capture_on_commit_callbacks: Any, settings: Any
+    administrator: User, django_capture_on_commit_callbacks: Any, eager_celery: None
 ) -> None:
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     first, second, idle = _prospect("a@a.jp"), _prospect("b@a.jp"), _prospect("c@a.jp")
     views = [_record(first, ActivityType.PAGE_VIEW, object_label="/p") for _ in range(3)]
     form = _record(second, ActivityType.FORM_SUCCESS, object_type="form", object_id="1")

@@ -30,9 +30,11 @@ def test_sales_users_cannot_see_or_edit_rules(sales_user: User) -> None:
 
 
 def test_a_marketer_adds_an_override_and_everyone_is_rescored(
-    marketer: User, english: None, django_capture_on_commit_callbacks: Any, settings: Any
+    marketer: User,
+    english: None,
+    django_capture_on_commit_callbacks: Any,
+    eager_celery: None,
 ) -> None:
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     client = client_for(marketer)
     page = client.get(reverse("scoring:rules"))
     assert page.status_code == 200 and "Page view" in page.content.decode()
