@@ -1,19 +1,29 @@
 """Benchmark: tracking-hit throughput on loopback, against a no-op Django view in the same run.
 
     .venv/bin/python bench/tracking_hits.py [--hits N] [--connections C] [--seconds S]
-                                            [--pages-per-visitor P] [--workers W] [--threads T]
+                                            [--rounds R] [--pages-per-visitor P]
+                                            [--workers W] [--threads T]
 
 The web server is gunicorn exactly as ``mapp run`` starts it (``mapp.cli.stack_commands``:
 2 workers × 4 threads, access log on), with ``DJANGO_SETTINGS_MODULE=bench.bench_settings``:
 the app's URLs plus ``/bench/noop``, a public no-op view behind the same middleware that answers
 the same 1×1 GIF. A pure-Python load generator (asyncio, raw HTTP/1.1 keep-alive sockets, no
-dependency) sends, phase after phase, the same number of hits to:
+dependency) sends the same number of hits to:
 
   * the baseline: ``GET /bench/noop``;
+  * the same no-op on the tracking fast path (``/t/bench-noop``), for information;
   * the page-view beacon: ``GET /t/pv?url=…&title=…&ref=…&pvid=…`` as the tracking script sends
     it. Each connection plays visitors one after another: a visitor's first hit has no cookie
     (a new visitor and a new visit), the next ones send the ``mapp_vid`` cookie it got back
-    (same visitor, same visit) — ``--pages-per-visitor`` pages each.
+    (same visitor, same visit) — ``--pages-per-visitor`` pages each;
+  * the email open pixel and click redirect (below).
+
+Fair to every phase on a shared 2-core machine, where the load generator takes CPU from the
+server: every request is built before its phase starts (signing an email token or encoding a
+beacon's query during the phase cost the generator 2–5× a no-op request's CPU), the generator's
+own CPU per hit is printed for each phase, and the phases take turns in ``--rounds`` rounds
+(each kind sends its share of ``--hits`` per round), so a busier minute of the machine slows
+every kind rather than whichever phase it fell on. Rates are hits over the summed phase times.
 
 Printed: hits/s of both, their ratio, p50/p99 latency, and — counted in the database after the
 run — how many page views were stored against how many got a success (200) response. The
@@ -26,7 +36,7 @@ Then the email open pixel (``/t/o/<token>.gif``) and click redirect (``/t/c/<tok
 hit a different email to one prospect, an hour after sending, from a browser without a cookie:
 the same figures, against the same no-op rate; every 200 (open) or 302 (click) stored as a person.
 
-Bounded and local: at most ``--hits`` per phase and ``--seconds`` per phase, 127.0.0.1 only.
+Bounded and local: at most ``--hits`` per kind and ``--seconds`` per kind, 127.0.0.1 only.
 It runs against its own database ``mapp_bench_tracking`` on the server the app uses
 (DATABASE_URL, or the embedded PostgreSQL, started if needed), whose tracking tables it empties
 first, and its own Redis database number 9 (rate-limit counters, replay ids, the delivery queue
@@ -39,6 +49,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import fcntl
+import math
 import os
 import secrets
 import socket
@@ -47,8 +58,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +130,14 @@ def _setup_django(database_url: str, redis_url: str) -> None:
     _flush_bench_redis()
 
 
+def _redis_server_pids() -> list[int]:
+    """The Redis server's process, if it runs on this machine (its CPU is part of a hit's)."""
+    from mapp.health import redis_client
+
+    pid = int(redis_client().info("server").get("process_id", 0))
+    return [pid] if pid and Path(f"/proc/{pid}/stat").exists() else []
+
+
 def _flush_bench_redis() -> None:
     from mapp.health import redis_client
 
@@ -178,6 +197,39 @@ class Phase:
     statuses: Counter[int] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    client_cpu_seconds: float = 0.0  # the load generator's own CPU during the phase
+    web_cpu_seconds: float = 0.0  # gunicorn's (master and workers)
+    redis_cpu_seconds: float = 0.0  # the Redis server's, when it runs on this machine
+
+    def _per_hit(self, seconds: float) -> float:
+        return seconds / self.hits * 1e6 if self.hits else 0.0
+
+    @property
+    def client_micros_per_hit(self) -> float:
+        return self._per_hit(self.client_cpu_seconds)
+
+    @property
+    def web_micros_per_hit(self) -> float:
+        return self._per_hit(self.web_cpu_seconds)
+
+    @property
+    def redis_micros_per_hit(self) -> float:
+        return self._per_hit(self.redis_cpu_seconds)
+
+    @property
+    def cpu_micros_per_hit(self) -> float:
+        """The CPU a hit costs on this machine: server, Redis and load generator."""
+        return self.web_micros_per_hit + self.redis_micros_per_hit + self.client_micros_per_hit
+
+    def absorb(self, part: Phase) -> None:
+        """Add one round's figures (see ``--rounds``)."""
+        self.seconds += part.seconds
+        self.statuses.update(part.statuses)
+        self.latencies.extend(part.latencies)
+        self.errors += part.errors
+        self.client_cpu_seconds += part.client_cpu_seconds
+        self.web_cpu_seconds += part.web_cpu_seconds
+        self.redis_cpu_seconds += part.redis_cpu_seconds
 
     @property
     def hits(self) -> int:
@@ -217,19 +269,51 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, str | None,
     return status, cookie, closing
 
 
-class PageViewPlayer:
+class Player:
+    """One connection's requests. Every phase's requests are built before the phase starts
+    (:meth:`prepare`), so the load generator — on the same cores as the server — spends the
+    same CPU per hit in every phase; building a beacon's query or signing an email token
+    during the phase took 2–5× a no-op request's CPU from the server."""
+
+    def __init__(self) -> None:
+        self.prepared: deque[bytes] = deque()
+
+    def build(self, host: str) -> bytes:
+        raise NotImplementedError
+
+    def prepare(self, host: str, count: int) -> None:
+        self.prepared.extend(self.build(host) for _ in range(count))
+
+    def request(self, host: str) -> bytes:
+        # Past the prepared ones (a connection faster than its share) it builds on the fly.
+        return self.prepared.popleft() if self.prepared else self.build(host)
+
+    def remember(self, cookie: str | None) -> None:
+        pass
+
+
+class PageViewPlayer(Player):
     """One connection's visitors: each sends ``pages`` page views, keeping its cookie."""
 
+    NEW_VISITOR = b"N"  # first byte of a prepared request whose visitor has no cookie yet
+    SAME_VISITOR = b"S"
+
     def __init__(self, run_id: str, connection_number: int, pages: int) -> None:
+        super().__init__()
         self.prefix = f"https://bench.example.jp/{run_id}/c{connection_number}"
         self.pages = pages
         self.visitor = 0
         self.page = 0
-        self.cookie: str | None = None
+        self.cookie: bytes | None = None
 
-    def request(self, host: str) -> bytes:
+    def build(self, host: str) -> bytes:
+        """A marker byte, then the request up to its headers' end (the cookie is added when
+        it is sent: it comes from the previous answer)."""
+        marker = self.SAME_VISITOR
         if self.page == self.pages:
-            self.visitor, self.page, self.cookie = self.visitor + 1, 0, None
+            self.visitor, self.page, marker = self.visitor + 1, 0, self.NEW_VISITOR
+        elif self.visitor == 0 and self.page == 0:
+            marker = self.NEW_VISITOR
         url = f"{self.prefix}/v{self.visitor}/p{self.page}?utm_source=bench&utm_medium=load"
         referrer = (
             f"{self.prefix}/v{self.visitor}/p{self.page - 1}"
@@ -241,34 +325,42 @@ class PageViewPlayer:
             f"url={quote(url, safe='')}&title={quote(f'製品紹介 {self.page}', safe='')}"
             f"&ref={quote(referrer, safe='')}&pvid={secrets.token_hex(16)}"
         )
-        cookie = f"Cookie: {self.cookie}\r\n" if self.cookie else ""
         return (
-            f"GET /t/pv?{query} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n"
-            f"Accept: image/*\r\n{cookie}\r\n"
-        ).encode()
+            marker
+            + (
+                f"GET /t/pv?{query} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n"
+                "Accept: image/*\r\n"
+            ).encode()
+        )
+
+    def request(self, host: str) -> bytes:
+        prepared = super().request(host)
+        if prepared[:1] == self.NEW_VISITOR:
+            self.cookie = None
+        if self.cookie:
+            return b"%sCookie: %s\r\n\r\n" % (prepared[1:], self.cookie)
+        return prepared[1:] + b"\r\n"
 
     def remember(self, cookie: str | None) -> None:
         if cookie:
-            self.cookie = cookie
+            self.cookie = cookie.encode("latin-1")
 
 
-class NoopPlayer:
+class NoopPlayer(Player):
     def __init__(self, path: str = "/bench/noop") -> None:
+        super().__init__()
         self.path = path
 
-    def request(self, host: str) -> bytes:
+    def build(self, host: str) -> bytes:
         return (
             f"GET {self.path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n"
             "Accept: image/*\r\n\r\n"
         ).encode()
 
-    def remember(self, cookie: str | None) -> None:
-        pass
-
 
 async def _connection(
     port: int,
-    player: PageViewPlayer | NoopPlayer,
+    player: Player,
     phase: Phase,
     budget: list[int],
     deadline: float,
@@ -298,32 +390,80 @@ async def _connection(
         writer.close()
 
 
+# Each connection's share of a phase is built beforehand, with this much to spare.
+PREPARED_SHARE = 1.25
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pids: Iterable[int]) -> float:
+    """CPU time (user + system) the processes used so far; 0 for one that is gone (Linux)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(entry.name))
+    return children
+
+
+@dataclass
+class Processes:
+    """Whose CPU each phase counts: gunicorn's master and workers, and the Redis server."""
+
+    web: list[int]
+    redis: list[int]
+
+
 async def _run_phase(
     name: str,
     port: int,
-    players: list[PageViewPlayer] | list[NoopPlayer],
+    players: Sequence[Player],
     hits: int,
     seconds: float,
+    processes: Processes | None = None,
 ) -> Phase:
     phase = Phase(name)
+    host = f"127.0.0.1:{port}"
+    for player in players:
+        player.prepare(host, math.ceil(hits / len(players) * PREPARED_SHARE))
     budget = [hits]
+    web, redis = (processes.web, processes.redis) if processes else ([], [])
+    web_started, redis_started = _cpu_seconds(web), _cpu_seconds(redis)
+    cpu_started = time.process_time()
     started = time.perf_counter()
     deadline = time.monotonic() + seconds
     await asyncio.gather(
         *(_connection(port, player, phase, budget, deadline) for player in players)
     )
     phase.seconds = time.perf_counter() - started
+    phase.client_cpu_seconds = time.process_time() - cpu_started
+    phase.web_cpu_seconds = _cpu_seconds(web) - web_started
+    phase.redis_cpu_seconds = _cpu_seconds(redis) - redis_started
     return phase
 
 
 # --- email open pixel and click redirect (tracking/links.py) ------------------------------------
 
 
-class EmailLinkPlayer(NoopPlayer):
+class EmailLinkPlayer(Player):
     """One connection's recipients: every hit is another email, opened or clicked an hour after
     sending by a browser without a cookie — a person, never a scanner (no burst, no fast click).
-
-    A NoopPlayer by type so the load generator above drives it unchanged.
     """
 
     def __init__(self, run_id: str, connection_number: int, prospect_id: int, kind: str) -> None:
@@ -331,13 +471,14 @@ class EmailLinkPlayer(NoopPlayer):
 
         from django.utils import timezone
 
+        super().__init__()
         self.kind = kind
         self.prefix = f"b{run_id}{kind[0]}{connection_number}-"
         self.prospect_id = prospect_id
         self.sent_at = timezone.now() - datetime.timedelta(hours=1)
         self.number = 0
 
-    def request(self, host: str) -> bytes:
+    def build(self, host: str) -> bytes:
         from tracking import links
 
         email_id = f"{self.prefix}{self.number}"
@@ -362,44 +503,29 @@ class EmailLinkPlayer(NoopPlayer):
 EMAIL_LINK_DESTINATION = "https://bench.example.jp/lp/"
 
 
-def _email_link_phases(
-    run: Callable[[str, Callable[[], list[NoopPlayer]], int], Phase],
-    run_id: str,
-    connections: int,
-    hits: int,
-) -> tuple[int, Phase, Phase]:
-    """Warm up, then time the open pixel and the click redirect; returns (prospect id, phases)."""
+def _email_link_players(
+    run_id: str, connections: int
+) -> tuple[int, Callable[[str, str], list[Player]]]:
+    """The bench recipient's id, and a maker of one player per connection for opens or clicks."""
     from prospects.models import Prospect
 
     prospect, _created = Prospect.objects.get_or_create(
         email="bench-recipient@example.jp", defaults={"last_name": "負荷", "first_name": "試験"}
     )
 
-    def players(kind: str, label: str) -> Callable[[], list[NoopPlayer]]:
-        return lambda: [
+    def players(kind: str, label: str) -> list[Player]:
+        return [
             EmailLinkPlayer(f"{run_id}{label}", number, prospect.pk, kind)
             for number in range(connections)
         ]
 
-    run("warm-up email open", players("open", "w"), WARM_UP_HITS // 2)
-    run("warm-up email click", players("click", "w"), WARM_UP_HITS // 2)
-    email_open = run("email open pixel", players("open", "r"), hits)
-    email_click = run("email click redirect", players("click", "r"), hits)
-    return prospect.pk, email_open, email_click
+    return prospect.pk, players
 
 
 def _print_email_link_phases(
     run_id: str, prospect_id: int, noop: Phase, email_open: Phase, email_click: Phase
 ) -> None:
     from tracking.models import Activity, ActivityType
-
-    def row(phase: Phase, success: int) -> str:
-        others = sum(count for status, count in phase.statuses.items() if status != success)
-        return (
-            f"  {phase.name:<24} {phase.rate:9,.0f} {phase.percentile_ms(0.50):9.1f} "
-            f"{phase.percentile_ms(0.99):9.1f} {phase.statuses[success]:9,} "
-            f"{others + phase.errors:7,}"
-        )
 
     opens = Activity.objects.filter(
         type=ActivityType.EMAIL_OPENED,
@@ -413,9 +539,9 @@ def _print_email_link_phases(
     )
     stored_opens, human_opens = opens.count(), opens.filter(is_bot=False).count()
     stored_clicks, human_clicks = clicks.count(), clicks.filter(is_bot=False).count()
-    print(f"\n  {'':<24} {'hits/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'200/302':>9} {'other':>7}")
-    print(row(email_open, 200))
-    print(row(email_click, 302))
+    print(f"\n{_header('200/302')}")
+    print(_phase_row(email_open, 200))
+    print(_phase_row(email_click, 302))
     print()
     for phase in (email_open, email_click):
         ratio = phase.rate / noop.rate if noop.rate else 0.0
@@ -442,15 +568,45 @@ def _print_email_link_phases(
 # --- the run ------------------------------------------------------------------------------------
 
 
+def _print_cpu_bound(phases: Sequence[Phase]) -> None:
+    """What the measured CPU per hit allows: the server, Redis and the load generator share
+    the machine's cores, and other processes on a shared machine take some of them too."""
+    cores = os.cpu_count() or 1
+    if not any(phase.web_cpu_seconds for phase in phases):
+        return
+    print(
+        f"\n  CPU per hit on this machine (web + Redis + load generator), and the rate it allows "
+        f"when the {cores} cores run nothing else — for information: the rates above are "
+        "measured, and a shared machine gives less"
+    )
+    for phase in phases:
+        total = phase.cpu_micros_per_hit
+        bound = cores * 1e6 / total if total else 0.0
+        print(
+            f"  {phase.name:<24} {phase.web_micros_per_hit:5,.0f} + "
+            f"{phase.redis_micros_per_hit:3,.0f} + {phase.client_micros_per_hit:3,.0f} = "
+            f"{total:5,.0f} µs  → ≤ {bound:6,.0f} hits/s"
+        )
+
+
 def _verdict(passed: bool) -> str:
     return "PASS" if passed else "MISS"
 
 
-def _phase_row(phase: Phase) -> str:
-    others = sum(count for status, count in phase.statuses.items() if status != 200)
+def _header(success: str) -> str:
+    return (
+        f"  {'':<24} {'hits/s':>9} {'p50 ms':>9} {'p99 ms':>9} {success:>9} {'other':>7}"
+        f"   CPU µs/hit: {'web':>5} {'Redis':>5} {'client':>6}"
+    )
+
+
+def _phase_row(phase: Phase, success: int = 200) -> str:
+    others = sum(count for status, count in phase.statuses.items() if status != success)
     return (
         f"  {phase.name:<24} {phase.rate:9,.0f} {phase.percentile_ms(0.50):9.1f} "
-        f"{phase.percentile_ms(0.99):9.1f} {phase.statuses[200]:9,} {others + phase.errors:7,}"
+        f"{phase.percentile_ms(0.99):9.1f} {phase.statuses[success]:9,} "
+        f"{others + phase.errors:7,}               {phase.web_micros_per_hit:5,.0f} "
+        f"{phase.redis_micros_per_hit:5,.0f} {phase.client_micros_per_hit:6,.0f}"
     )
 
 
@@ -459,7 +615,6 @@ def _run(arguments: argparse.Namespace) -> int:
 
     run_id = secrets.token_hex(4)
     port = _free_port()
-    web = _start_web(port, arguments.workers, arguments.threads)
     connections = arguments.connections
 
     def page_view_players(label: str) -> list[PageViewPlayer]:
@@ -468,34 +623,49 @@ def _run(arguments: argparse.Namespace) -> int:
             for number in range(connections)
         ]
 
-    def run(
-        name: str, players: Callable[[], list[PageViewPlayer] | list[NoopPlayer]], hits: int
-    ) -> Phase:
-        return asyncio.run(_run_phase(name, port, players(), hits, arguments.seconds))
+    processes = Processes(web=[], redis=_redis_server_pids())
 
+    def run(name: str, players: Sequence[Player], hits: int) -> Phase:
+        return asyncio.run(
+            _run_phase(name, port, players, hits, arguments.seconds / rounds, processes)
+        )
+
+    rounds = max(1, arguments.rounds)
+    link_prospect_id, email_link_players = _email_link_players(run_id, connections)
+    measured: dict[str, tuple[Phase, Sequence[Player]]] = {
+        "noop": (Phase("no-op Django view"), [NoopPlayer() for _ in range(connections)]),
+        # The same no-op, routed like the tracking endpoints (tracking/fastpath.py).
+        "fast_noop": (
+            Phase("no-op on the fast path"),
+            [NoopPlayer("/t/bench-noop") for _ in range(connections)],
+        ),
+        "page_view": (Phase("page-view beacon"), page_view_players("run")),
+        "email_open": (Phase("email open pixel"), email_link_players("open", "r")),
+        "email_click": (Phase("email click redirect"), email_link_players("click", "r")),
+    }
+    web = _start_web(port, arguments.workers, arguments.threads)
+    processes.web = [web.pid, *_children(web.pid)]
     try:
         # Warm-up: imports, database connections, the first partition insert, caches.
-        run("warm-up no-op", lambda: [NoopPlayer() for _ in range(connections)], WARM_UP_HITS)
-        warm_pv = run("warm-up page view", lambda: page_view_players("warm"), WARM_UP_HITS)
-        noop = run(
-            "no-op Django view", lambda: [NoopPlayer() for _ in range(connections)], arguments.hits
-        )
-        fast_noop = run(
-            "no-op on the fast path",
-            # The same no-op, routed like the tracking endpoints (tracking/fastpath.py).
-            lambda: [NoopPlayer("/t/bench-noop") for _ in range(connections)],
-            arguments.hits,
-        )
-        page_view = run("page-view beacon", lambda: page_view_players("run"), arguments.hits)
-        link_prospect_id, email_open, email_click = _email_link_phases(
-            run, run_id, connections, arguments.hits
-        )
+        run("warm-up no-op", [NoopPlayer() for _ in range(connections)], WARM_UP_HITS)
+        warm_pv = run("warm-up page view", page_view_players("warm"), WARM_UP_HITS)
+        run("warm-up email open", email_link_players("open", "w"), WARM_UP_HITS // 2)
+        run("warm-up email click", email_link_players("click", "w"), WARM_UP_HITS // 2)
+        # Round after round, each kind gets its share: a slower minute of a shared machine
+        # then slows every kind alike instead of whichever phase it fell on.
+        for round_number in range(rounds):
+            share = arguments.hits // rounds + (round_number < arguments.hits % rounds)
+            for phase, players in measured.values():
+                phase.absorb(run(phase.name, players, share))
     finally:
         web.terminate()
         try:
             web.wait(15)
         except subprocess.TimeoutExpired:
             web.kill()
+    noop, fast_noop, page_view, email_open, email_click = (
+        phase for phase, _players in measured.values()
+    )
 
     # The endpoints queued the hits (tracking.ingest); no worker ran during the phases, so
     # their rates are the web side alone. The drain is timed here, on the same machine.
@@ -525,10 +695,11 @@ def _run(arguments: argparse.Namespace) -> int:
     print(
         f"\nTracking hits on loopback: gunicorn {workers} workers × {threads} threads "
         f"(as `mapp run`), {connections} keep-alive connections, {os.cpu_count()} cores, "
-        f"{arguments.hits:,} hits per phase after {WARM_UP_HITS:,} warm-up hits, "
+        f"{arguments.hits:,} hits per kind in {rounds} rounds after {WARM_UP_HITS:,} warm-up "
+        "hits, "
         f"{arguments.pages_per_visitor} page views per visitor\n"
     )
-    print(f"  {'':<24} {'hits/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'200':>9} {'other':>7}")
+    print(_header("200"))
     print(_phase_row(noop))
     print(_phase_row(fast_noop))
     print(_phase_row(page_view))
@@ -558,6 +729,7 @@ def _run(arguments: argparse.Namespace) -> int:
     if noop.errors or page_view.errors:
         print(f"  connection errors: no-op {noop.errors}, page view {page_view.errors}")
     _print_email_link_phases(run_id, link_prospect_id, noop, email_open, email_click)
+    _print_cpu_bound((noop, fast_noop, page_view, email_open, email_click))
     drain_rate = drained.hits / drain_seconds if drain_seconds else 0.0
     print(
         f"\n  drain (Celery task's work, in this process): {drained.hits:,} of {queued:,} queued "
@@ -578,6 +750,12 @@ def main() -> int:
     parser.add_argument("--hits", type=int, default=20_000, help="hits per measured phase")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=60.0, help="time bound per phase")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="each phase's hits are sent in this many rounds, the phases taking turns",
+    )
     parser.add_argument("--pages-per-visitor", type=int, default=5)
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default 2)")
     parser.add_argument("--threads", type=int, default=None, help="threads per worker (4)")

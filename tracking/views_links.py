@@ -11,7 +11,6 @@ not recorded.
 from __future__ import annotations
 
 import logging
-import uuid
 
 from django.db import DatabaseError
 from django.http import (
@@ -29,12 +28,12 @@ from django.views.decorators.http import require_safe
 from mapp.access import public
 from tracking import bots, ingest, links
 from tracking.fastpath import fast_path
+from tracking.hotpath import client_address, new_visitor_uuid, set_visitor_cookie_quick
 from tracking.models import CustomRedirect, TrackedFile, Visitor
 from tracking.visitor_cookie import (
     get_or_create_visitor,
     request_ip,
     set_visitor_cookie,
-    set_visitor_cookie_uuid,
     visitor_uuid_from_request,
 )
 
@@ -104,7 +103,7 @@ def open_pixel(request: HttpRequest, token: str) -> HttpResponseBase:
     if parsed is None:
         return _no_cache(HttpResponse(status=404))
     if request.method == "GET":
-        address = request_ip(request)
+        address = client_address(request)
         hit = ingest.open_hit(
             prospect_id=parsed.prospect_id,
             email_id=parsed.email_id,
@@ -134,9 +133,9 @@ def click(request: HttpRequest, token: str) -> HttpResponseBase:
         return _message_page(request, _("This link is invalid or has been altered."), status=400)
     if request.method != "GET":
         return _redirect(parsed.url)
-    address = request_ip(request)
+    address = client_address(request)
     cookie_uuid = visitor_uuid_from_request(request)
-    visitor_uuid = cookie_uuid or uuid.uuid4()
+    visitor_uuid = cookie_uuid or new_visitor_uuid()
     hit = ingest.click_hit(
         prospect_id=parsed.prospect_id,
         email_id=parsed.email_id,
@@ -163,7 +162,7 @@ def click(request: HttpRequest, token: str) -> HttpResponseBase:
         return _too_many(request)
     response = _redirect(parsed.url)
     if cookie_uuid is None:
-        set_visitor_cookie_uuid(response, visitor_uuid, secure=request.is_secure())
+        set_visitor_cookie_quick(response, visitor_uuid, secure=request.is_secure())
     return response
 
 

@@ -29,7 +29,6 @@ Every answer is fast and quiet: a recorded page view gets a 1×1 GIF (200); anyt
 from __future__ import annotations
 
 import json
-import uuid
 
 from django.contrib.staticfiles import finders
 from django.core.handlers.wsgi import get_bytes_from_wsgi
@@ -43,13 +42,13 @@ from mapp.access import public
 from prospects.models import Prospect
 from tracking import beacon, ingest
 from tracking.fastpath import fast_path
+from tracking.hotpath import client_address, new_visitor_uuid, set_visitor_cookie_quick
 from tracking.identity import IdentifyTokenError, prospect_id_from_identify_token
 from tracking.services import visitor_identify
 from tracking.visitor_cookie import (
     COOKIE_NAME,
     request_ip,
     set_visitor_cookie,
-    set_visitor_cookie_uuid,
     visitor_uuid_from_request,
 )
 
@@ -149,9 +148,9 @@ def page_view(request: HttpRequest) -> HttpResponse:
         do_not_track=parsed.do_not_track or _header_do_not_track(request),
     ):
         return _quiet()
-    address = request_ip(request)
+    address = client_address(request)
     cookie_uuid = visitor_uuid_from_request(request)
-    visitor_uuid = cookie_uuid or uuid.uuid4()
+    visitor_uuid = cookie_uuid or new_visitor_uuid()
     hit = ingest.page_view_hit(
         visitor_uuid=visitor_uuid,
         url=parsed.url,
@@ -174,7 +173,7 @@ def page_view(request: HttpRequest) -> HttpResponse:
     response = _pixel()
     # Refreshed on every hit: the two years count from the last visit. A valid cookie is sent
     # back as it came (the signature of a uuid never changes), a new one is signed.
-    set_visitor_cookie_uuid(
+    set_visitor_cookie_quick(
         response,
         visitor_uuid,
         secure=request.is_secure(),

@@ -4,12 +4,15 @@ cannot be stored, Redis being away, two drains at once."""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import threading
 import uuid
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-import redis
 from django.test import Client
 
 from mapp.health import redis_client
@@ -134,13 +137,14 @@ def test_only_one_drain_runs_at_a_time(client: Client) -> None:
     assert drain_tracking_hits().hits == 1
 
 
-def test_without_redis_a_hit_is_stored_at_once(
-    client: Client, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def unreachable() -> Any:
-        raise redis.ConnectionError("Redis is down")
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
-    monkeypatch.setattr(ingest, "redis_client", unreachable)
+
+def test_without_redis_a_hit_is_stored_at_once(client: Client, settings: Any) -> None:
+    settings.REDIS_URL = f"redis://127.0.0.1:{_closed_port()}/0"
 
     response = _page_view(client)
 
@@ -179,3 +183,179 @@ def test_the_drain_task_stores_the_queue(client: Client) -> None:
 
     assert outcome == {"hits": 1, "activities": 2, "dead": 0}
     assert _page_views() == 1
+
+
+# --- the hot path's own Redis connection (one per thread) ----------------------------------------
+
+
+def _queued_hit() -> ingest.Accepted:
+    hit = ingest.open_hit(
+        prospect_id=ProspectFactory.create().pk,
+        email_id="e-1",
+        sent_at=None,
+        user_agent=CHROME,
+        ip="192.0.2.1",
+    )
+    return ingest.hit_accept(hit, client_address="192.0.2.1", scope="email_open")
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_without_losing_the_hit() -> None:
+    # given: this thread's connection, then closed by Redis (a server timeout, a restart)
+    assert _queued_hit().admission is ingest.Admission.QUEUED
+    connection = ingest._hit_connection
+    assert connection.sock is not None
+    port = connection.sock.getsockname()[1]
+    assert redis_client().client_kill_filter(laddr=None, _id=None, addr=f"127.0.0.1:{port}") == 1
+    connection.used_at -= ingest.REDIS_IDLE_CHECK_SECONDS + 1
+
+    # when
+    accepted = _queued_hit()
+
+    # then: queued on a new connection, not stored at once
+    assert accepted == ingest.Accepted(ingest.Admission.QUEUED, stored_at_once=False)
+    assert ingest.hits_pending() == 2
+    assert connection.sock is not None and connection.sock.getsockname()[1] != port
+
+
+def test_the_accept_script_is_loaded_again_after_a_script_flush() -> None:
+    _queued_hit()
+    redis_client().script_flush()
+
+    accepted = _queued_hit()
+
+    assert accepted == ingest.Accepted(ingest.Admission.QUEUED, stored_at_once=False)
+    assert ingest.hits_pending() == 2
+
+
+def test_a_redis_that_hangs_up_before_answering_gets_the_hit_stored_at_once(
+    settings: Any,
+) -> None:
+    # given: a "Redis" that reads the command and closes the connection without a reply
+    with socket.create_server(("127.0.0.1", 0)) as server:
+
+        def hang_up() -> None:
+            connection, _address = server.accept()
+            with connection:
+                connection.recv(65536)
+
+        thread = threading.Thread(target=hang_up)
+        thread.start()
+        settings.REDIS_URL = f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+
+        # when
+        accepted = _queued_hit()
+        thread.join(5)
+
+    # then
+    assert accepted.stored_at_once
+    assert Activity.objects.filter(type=ActivityType.EMAIL_OPENED).count() == 1
+    assert ingest._hit_connection.sock is None  # dropped, made again for the next hit
+
+
+def test_hits_from_many_threads_each_use_their_own_connection() -> None:
+    prospect_id = ProspectFactory.create().pk
+    together = threading.Barrier(8, timeout=30)
+    results: dict[int, tuple[list[ingest.Accepted], int]] = {}
+
+    def send(thread_number: int) -> None:
+        accepted = [
+            ingest.hit_accept(
+                ingest.open_hit(
+                    prospect_id=prospect_id,
+                    email_id=f"t{thread_number}-{number}",
+                    sent_at=None,
+                    user_agent=CHROME,
+                    ip="192.0.2.1",
+                ),
+                client_address=None,
+                scope="email_open",
+            )
+            for number in range(25)
+        ]
+        connection = ingest._hit_connection.sock
+        assert connection is not None
+        together.wait()  # every thread's connection is open at once: their numbers differ
+        results[thread_number] = (accepted, connection.fileno())
+        together.wait()
+
+    threads = [threading.Thread(target=send, args=(number,)) for number in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert len(results) == 8
+    assert {answer for accepted, _fd in results.values() for answer in accepted} == {
+        ingest.Accepted(ingest.Admission.QUEUED)
+    }
+    assert len({fd for _accepted, fd in results.values()}) == 8
+    queued = [ingest._decode(raw) for raw in redis_client().lrange(ingest.key(ingest.HITS), 0, -1)]
+    assert len({hit["e"] for hit in queued if hit is not None}) == 200
+
+
+def test_a_url_the_plain_connection_does_not_speak_goes_through_redis_py(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a TLS URL (the plain socket does not do TLS); redis-py is used for it
+    real = redis_client()
+    settings.REDIS_URL = "rediss://redis.example.internal:6380/0"
+    monkeypatch.setattr(ingest, "redis_client", lambda: real)
+
+    accepted = _queued_hit()
+
+    assert accepted == ingest.Accepted(ingest.Admission.QUEUED, stored_at_once=False)
+    assert real.llen(ingest.key(ingest.HITS)) == 1
+
+
+def test_queued_elements_are_unique_even_for_the_same_hit_and_in_a_forked_worker() -> None:
+    hit = ingest.open_hit(prospect_id=1, email_id="e", sent_at=None, user_agent="", ip=None)
+    hit["t"] = 1  # the same moment too
+
+    first, second = ingest._encode(hit), ingest._encode(hit)
+
+    assert first != second
+    # a gunicorn worker forked from a process that already queued hits numbers its own
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child process
+        os.write(write_end, ingest._encode(hit).encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(child, 0)
+    from_child = os.read(read_end, 65536).decode()
+    os.close(read_end)
+    assert json.loads(from_child)["i"][:12] != json.loads(first)["i"][:12]
+
+
+def test_a_unix_socket_redis_with_a_password_and_a_database_number_is_spoken_too(
+    settings: Any, tmp_path: Any
+) -> None:
+    # given: a stand-in Redis on a Unix socket that answers AUTH, SELECT and the accept script
+    path = str(tmp_path / "redis.sock")
+    received: list[bytes] = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen(1)
+
+        def serve() -> None:
+            connection, _address = server.accept()
+            with connection:
+                for _command in range(3):
+                    data = connection.recv(65536)
+                    received.append(data)
+                    queued = b"*4\r\n:1\r\n:1\r\n:0\r\n:0\r\n"
+                    connection.sendall(queued if b"EVALSHA" in data else b"+OK\r\n")
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        settings.REDIS_URL = f"unix://{path}?db=3&password=secret"
+
+        # when
+        accepted = _queued_hit()
+        thread.join(5)
+
+    # then: queued there, after signing in and choosing the database
+    assert accepted == ingest.Accepted(ingest.Admission.QUEUED, stored_at_once=False)
+    assert received[0].startswith(b"*2\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n")
+    assert received[1] == b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n"
+    assert b"EVALSHA" in received[2] and b"email_open" in received[2]
