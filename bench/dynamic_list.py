@@ -32,10 +32,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
+
+from benchdb import ensure_database  # noqa: E402
 
 BENCH_DATABASE = "mapp_bench_lists"
 DEFAULT_PROSPECTS = 1_000_000
@@ -65,25 +66,6 @@ BASELINE_WHERE = (
 
 
 # --- database set-up (before Django) ------------------------------------------------------------
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
-def _ensure_database(server_url: str) -> str:
-    """CREATE DATABASE mapp_bench_lists on that server if missing; return its URL."""
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(_with_database(server_url, "postgres"), autocommit=True) as connection:
-        exists = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DATABASE]
-        ).fetchone()
-        if not exists:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DATABASE)))
-    return _with_database(server_url, BENCH_DATABASE)
 
 
 def _setup_django(database_url: str) -> None:
@@ -294,7 +276,7 @@ def main() -> int:
         for key, value in service_environment.items():
             if key != "DATABASE_URL":
                 os.environ.setdefault(key, value)
-        database_url = _ensure_database(service_environment["DATABASE_URL"])
+        database_url = ensure_database(service_environment["DATABASE_URL"], BENCH_DATABASE)
         _setup_django(database_url)
         return _run(arguments)
 

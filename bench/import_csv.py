@@ -38,10 +38,11 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
+
+from benchdb import ensure_database  # noqa: E402
 
 BENCH_DATABASE = "mapp_bench"
 DEFAULT_ROWS = 100_000
@@ -150,25 +151,6 @@ def excel_csv(rows: list[list[str]]) -> tuple[str, bytes]:
 
 
 # --- database set-up -----------------------------------------------------------------------------
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
-def _ensure_database(server_url: str) -> str:
-    """CREATE DATABASE mapp_bench on that server if missing; return its URL."""
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(_with_database(server_url, "postgres"), autocommit=True) as connection:
-        exists = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DATABASE]
-        ).fetchone()
-        if not exists:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DATABASE)))
-    return _with_database(server_url, BENCH_DATABASE)
 
 
 def _setup_django(database_url: str) -> None:
@@ -338,7 +320,7 @@ def main() -> int:
         for key, value in service_environment.items():
             if key != "DATABASE_URL":
                 os.environ.setdefault(key, value)
-        _setup_django(_ensure_database(service_environment["DATABASE_URL"]))
+        _setup_django(ensure_database(service_environment["DATABASE_URL"], BENCH_DATABASE))
         return run(arguments)
 
 

@@ -78,10 +78,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
+
+from benchdb import ensure_database, url_with_path  # noqa: E402
 
 if TYPE_CHECKING:
     from emails.models import ListEmail, SendingDomain
@@ -356,24 +357,6 @@ class Sink:
 # --- set-up (before Django) ---------------------------------------------------------------------
 
 
-def _with_path(url: str, path: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{path}", parts.query, parts.fragment))
-
-
-def _ensure_database(server_url: str, name: str) -> str:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(_with_path(server_url, "postgres"), autocommit=True) as connection:
-        exists = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
-        ).fetchone()
-        if not exists:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return _with_path(server_url, name)
-
-
 @contextlib.contextmanager
 def _claimed_redis_database(server_url: str) -> Iterator[str]:
     """A Redis database no e2e stack or other run uses, emptied before and after."""
@@ -381,7 +364,7 @@ def _claimed_redis_database(server_url: str) -> Iterator[str]:
 
     owner = f"bench-list-email-send:{socket.gethostname()}:{os.getpid()}"
     for number in REDIS_DATABASES:
-        url = _with_path(server_url, str(number))
+        url = url_with_path(server_url, str(number))
         client = redis.Redis.from_url(url)
         try:
             if client.set(REDIS_CLAIM_KEY, owner, nx=True, ex=REDIS_CLAIM_SECONDS):
@@ -1397,7 +1380,7 @@ def main() -> int:
         for key, value in service_environment.items():
             if key not in {"DATABASE_URL", "REDIS_URL"}:
                 os.environ.setdefault(key, value)
-        database_url = _ensure_database(service_environment["DATABASE_URL"], arguments.database)
+        database_url = ensure_database(service_environment["DATABASE_URL"], arguments.database)
         sink = Sink()
         try:
             with _claimed_redis_database(service_environment["REDIS_URL"]) as redis_url:

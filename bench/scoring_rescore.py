@@ -26,32 +26,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from benchdb import ensure_database  # noqa: E402
+
 BENCH_DATABASE = "mapp_bench_scoring"
 DEFAULT_PROSPECTS = 1_000_000
 TARGET_SECONDS = 60.0
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
-def _ensure_database(server_url: str) -> str:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(_with_database(server_url, "postgres"), autocommit=True) as connection:
-        exists = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DATABASE]
-        ).fetchone()
-        if not exists:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DATABASE)))
-    return _with_database(server_url, BENCH_DATABASE)
 
 
 def _setup_django(database_url: str) -> None:
@@ -259,7 +242,7 @@ def main() -> int:
         for key, value in service_environment.items():
             if key != "DATABASE_URL":
                 os.environ.setdefault(key, value)
-        database_url = _ensure_database(service_environment["DATABASE_URL"])
+        database_url = ensure_database(service_environment["DATABASE_URL"], BENCH_DATABASE)
         _setup_django(database_url)
         return _run(arguments)
 

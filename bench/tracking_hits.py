@@ -58,15 +58,18 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from abc import ABC, abstractmethod
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
+
+from benchdb import ensure_database, url_with_path  # noqa: E402
 
 BENCH_DATABASE = "mapp_bench_tracking"
 BENCH_REDIS_DB = 9
@@ -84,26 +87,8 @@ USER_AGENT = (
 # --- set-up (before Django) ---------------------------------------------------------------------
 
 
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
-def _ensure_database(server_url: str) -> str:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(_with_database(server_url, "postgres"), autocommit=True) as connection:
-        exists = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DATABASE]
-        ).fetchone()
-        if not exists:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DATABASE)))
-    return _with_database(server_url, BENCH_DATABASE)
-
-
 def _bench_redis_url(server_url: str) -> str:
-    return _with_database(server_url, str(BENCH_REDIS_DB))
+    return url_with_path(server_url, str(BENCH_REDIS_DB))
 
 
 def _setup_django(database_url: str, redis_url: str) -> None:
@@ -269,7 +254,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, str | None,
     return status, cookie, closing
 
 
-class Player:
+class Player(ABC):
     """One connection's requests. Every phase's requests are built before the phase starts
     (:meth:`prepare`), so the load generator — on the same cores as the server — spends the
     same CPU per hit in every phase; building a beacon's query or signing an email token
@@ -278,8 +263,9 @@ class Player:
     def __init__(self) -> None:
         self.prepared: deque[bytes] = deque()
 
+    @abstractmethod
     def build(self, host: str) -> bytes:
-        raise NotImplementedError
+        """The next request of this connection, as bytes on the wire."""
 
     def prepare(self, host: str, count: int) -> None:
         self.prepared.extend(self.build(host) for _ in range(count))
@@ -288,8 +274,8 @@ class Player:
         # Past the prepared ones (a connection faster than its share) it builds on the fly.
         return self.prepared.popleft() if self.prepared else self.build(host)
 
-    def remember(self, cookie: str | None) -> None:
-        pass
+    def remember(self, cookie: str | None) -> None:  # noqa: B027 (most players keep no cookie)
+        """Told the visitor cookie a response set; only page-view players keep it."""
 
 
 class PageViewPlayer(Player):
@@ -767,7 +753,7 @@ def main() -> int:
         for key, value in service_environment.items():
             if key not in {"DATABASE_URL", "REDIS_URL"}:
                 os.environ.setdefault(key, value)
-        database_url = _ensure_database(service_environment["DATABASE_URL"])
+        database_url = ensure_database(service_environment["DATABASE_URL"], BENCH_DATABASE)
         redis_url = _bench_redis_url(service_environment["REDIS_URL"])
         _setup_django(database_url, redis_url)
         return _run(arguments)
