@@ -45,7 +45,14 @@ from django.utils import timezone, translation
 from django.utils.functional import lazy
 from django.utils.translation import gettext as _
 
-from emails.models import BounceKind, ListEmail, ListEmailStatus, Recipient, SendingDomain
+from emails.models import (
+    BounceKind,
+    ListEmail,
+    ListEmailStatus,
+    Recipient,
+    SendingDomain,
+    TriggeredEmail,
+)
 from emails.rendering import RECIPIENT_HEADER_SALT
 from emails.unsubscribe import UnsubscribeToken, prospect_unsubscribe
 from mapp.notifications import notify_administrators
@@ -75,6 +82,7 @@ SOFT_BOUNCE_DEDUP_WINDOW = datetime.timedelta(days=1)
 DOMAIN_RATES_DAYS = 30
 
 _OUR_MESSAGE_ID = re.compile(r"^<?mapp\.(\d{1,18})\.(\d{1,18})@[^<>\s]{1,253}?>?$")
+_TRIGGERED_MESSAGE_ID = re.compile(r"^<?mapp\.t(\d{1,18})@[^<>\s]{1,253}?>?$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -161,6 +169,22 @@ def _target_for_message_id(message_id: str) -> _Target | None:
     return _target_for_row(recipient_id)
 
 
+def _target_for_triggered_email(message_id: str) -> _Target | None:
+    """An autoresponder's Message-ID (``<mapp.t<id>@domain>``, emails.one_off): its prospect,
+    with no recipient row — never the newest list email row of the same address."""
+    match = _TRIGGERED_MESSAGE_ID.match(message_id.strip()) if isinstance(message_id, str) else None
+    if match is None:
+        return None
+    prospect_id = (
+        TriggeredEmail.objects.filter(pk=int(match.group(1)))
+        .values_list("prospect_id", flat=True)
+        .first()
+    )
+    if prospect_id is None:
+        return None
+    return _Target(recipient_id=None, prospect_id=prospect_id, list_email_id=None)
+
+
 def _target_for_address(address: str) -> _Target | None:
     address = _clean_address(address)
     if not address:
@@ -199,7 +223,7 @@ def _resolve(
         if target is not None:
             return target
     if message_id:
-        target = _target_for_message_id(message_id)
+        target = _target_for_message_id(message_id) or _target_for_triggered_email(message_id)
         if target is not None:
             return target
     return _target_for_address(address)

@@ -26,6 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from emails.feedback import bounce_record
 from emails.models import (
     EmailContent,
     EmailTemplate,
@@ -46,7 +47,6 @@ from emails.sending import (
 )
 from emails.sending import smtp_response_text as smtp_text
 from prospects.models import MAILABLE_Q, Prospect
-from prospects.services import prospect_mark_hard_bounced
 from tracking.models import ActivityType
 from tracking.services import activity_record
 
@@ -124,6 +124,12 @@ def triggered_email_send(*, triggered_email_id: int) -> str:
         return _send_locked(triggered)
 
 
+def _message_id(triggered: TriggeredEmail) -> str:
+    """Stable per row, so a retry reuses it; emails.feedback recognises it in bounces."""
+    domain = triggered.sending_domain.domain if triggered.sending_domain else "localhost"
+    return f"<mapp.t{triggered.pk}@{domain}>"
+
+
 def _mark(triggered: TriggeredEmail, status: str, error: str = "") -> str:
     triggered.status = status
     triggered.error = error[:ERROR_MAX_LENGTH]
@@ -139,7 +145,7 @@ def _send_locked(triggered: TriggeredEmail) -> str:
         return _mark(triggered, TriggeredEmailStatus.SKIPPED, "not mailable at send time")
     triggered.attempts += 1
     sent_at = timezone.now()
-    message_id = f"<mapp.t{triggered.pk}@{triggered.sending_domain.domain}>"
+    message_id = _message_id(triggered)
     try:
         setup = SendSetup.for_template(
             template, triggered.sending_domain, kind=SendKind.AUTORESPONDER
@@ -208,13 +214,13 @@ def _refused(triggered: TriggeredEmail, code: int, text: str) -> str:
     if 400 <= code < 500:
         return _retry(triggered, f"{code} {text}")
     _mark(triggered, TriggeredEmailStatus.FAILED, f"{code} {text}")
-    prospect_mark_hard_bounced(prospect_id=triggered.prospect_id)
-    activity_record(
-        type=ActivityType.EMAIL_BOUNCED,
-        prospect_id=triggered.prospect_id,
-        object_type="email_template",
-        object_id=triggered.template_id or "",
-        payload={"hard": True, "code": code, "diagnostic": text[:500]},
+    # the one writer of bounces: it finds the prospect by this message's id
+    bounce_record(
+        kind="hard",
+        source="smtp",
+        status=str(code),
+        reason=text,
+        message_id=_message_id(triggered),
     )
     return TriggeredEmailStatus.FAILED
 

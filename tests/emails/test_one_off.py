@@ -10,10 +10,14 @@ from typing import Any
 import dkim
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from emails import one_off, tasks
+from emails.feedback import bounce_record
 from emails.models import (
     EmailTemplate,
+    Recipient,
+    RecipientStatus,
     SendingDomain,
     TriggeredEmail,
     TriggeredEmailStatus,
@@ -125,15 +129,43 @@ def test_autoresponder_not_sent_to_an_unmailable_prospect(
 
 
 def test_autoresponder_5xx_is_a_hard_bounce_and_4xx_retries(
-    smtp_sink: SmtpSink, template: EmailTemplate, django_capture_on_commit_callbacks: Any
+    smtp_sink: SmtpSink,
+    template: EmailTemplate,
+    verified_domain: SendingDomain,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     bouncer = ProspectFactory.create(email="nobody@example.co.jp")
+    # the same address got a list email earlier: the autoresponder's bounce is not that send's
+    newsletter = list_email_create(
+        actor=None, name="Newsletter", subject="s", html=HTML, sending_domain=verified_domain
+    )
+    row = Recipient.objects.create(
+        list_email=newsletter,
+        prospect=bouncer,
+        email="nobody@example.co.jp",
+        status=RecipientStatus.SENT,
+        sent_at=timezone.now(),
+    )
     smtp_sink.handler.rcpt_responses["nobody@example.co.jp"] = "550 5.1.1 No such user"
     _run_autoresponder(bouncer, template, "b1", django_capture_on_commit_callbacks)
     triggered = TriggeredEmail.objects.get()
     assert one_off.triggered_email_send(triggered_email_id=triggered.pk) == "failed"
     bouncer.refresh_from_db()
     assert bouncer.hard_bounced_at is not None
+    row.refresh_from_db()
+    newsletter.refresh_from_db()
+    assert (row.bounced_at, newsletter.hard_bounce_count) == (None, 0)
+    bounce = Activity.objects.get(type=ActivityType.EMAIL_BOUNCED, prospect=bouncer)
+    assert (bounce.payload["hard"], bounce.payload["status"]) == (True, "550")
+    # the receiver's DSN for the same message later: recognised by its Message-ID, counted once
+    assert not bounce_record(
+        kind="hard",
+        source="dsn",
+        message_id=f"<mapp.t{triggered.pk}@mail.example.jp>",
+        address="nobody@example.co.jp",
+    ).counted
+    row.refresh_from_db()
+    assert row.bounced_at is None
     busy = ProspectFactory.create(email="busy@example.co.jp")
     smtp_sink.handler.rcpt_responses["busy@example.co.jp"] = "451 4.7.1 Greylisted"
     _run_autoresponder(busy, template, "b2", django_capture_on_commit_callbacks)
