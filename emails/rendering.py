@@ -13,6 +13,7 @@ addresses go through :class:`email.headerregistry.Address`, so a prospect called
 from __future__ import annotations
 
 import datetime
+import functools
 import html
 import re
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import css_inline
@@ -107,6 +109,29 @@ def sender_for(content: EmailContent, prospect: Prospect | None, *, domain: str)
         if chosen is not None:
             return chosen
     return Sender(name=content.sender_name, address=content.sender_address)
+
+
+def dkim_signer(domain: str, selector: str, algorithm: str, key_path: Path) -> DkimSigner:
+    """The signer of a key file, parsed once per process: parsing a PEM key with OpenSSL's
+    checks costs 40–80 ms, and a send builds a setup for every batch of 100. Key files are
+    never rewritten (a new key gets a new name); the file's size and time are part of the key
+    anyway. A missing file raises OSError, as reading it did."""
+    status = key_path.stat()
+    return _dkim_signer(
+        domain, selector, algorithm, str(key_path), (status.st_mtime_ns, status.st_size)
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _dkim_signer(
+    domain: str, selector: str, algorithm: str, key_path: str, version: tuple[int, int]
+) -> DkimSigner:
+    return DkimSigner(
+        domain=domain,
+        selector=selector,
+        private_key_pem=Path(key_path).read_bytes(),
+        algorithm=algorithm,  # type: ignore[arg-type]
+    )
 
 
 @dataclass(frozen=True)
@@ -204,18 +229,12 @@ class SendSetup:
     ) -> SendSetup:
         if domain is None:
             raise MessageBuildError("The email has no sending domain.")
-        signer = DkimSigner(
-            domain=domain.domain,
-            selector=domain.dkim_selector,
-            private_key_pem=domain.private_key_path.read_bytes(),
-            algorithm=domain.dkim_algorithm,  # type: ignore[arg-type]
+        signer = dkim_signer(
+            domain.domain, domain.dkim_selector, domain.dkim_algorithm, domain.private_key_path
         )
         second = (
-            DkimSigner(
-                domain=domain.domain,
-                selector=domain.ed25519_selector,
-                private_key_pem=domain.ed25519_key_path.read_bytes(),
-                algorithm="ed25519-sha256",
+            dkim_signer(
+                domain.domain, domain.ed25519_selector, "ed25519-sha256", domain.ed25519_key_path
             )
             if domain.has_ed25519
             else None

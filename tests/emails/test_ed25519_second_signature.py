@@ -127,3 +127,18 @@ def test_every_message_carries_two_signatures_that_verify(
         line.split(b"a=")[1].split(b";")[0] for line in built.data.split(b"DKIM-Signature:")[1:]
     )
     assert algorithms == [b"ed25519-sha256", b"rsa-sha256"]
+
+
+def test_a_key_is_parsed_once_per_process_and_a_missing_file_is_an_error(
+    dual_domain: SendingDomain, account_identity: AccountSettings
+) -> None:
+    list_email = list_email_create(
+        actor=None, name="n", sending_domain=dual_domain, subject="s", html="<p>x</p>"
+    )
+    first = SendSetup.for_list_email(list_email)
+    second = SendSetup.for_list_email(list_email)
+    assert first.signer is second.signer  # one PEM parse, not one per batch
+    assert first.second_signer is second.second_signer is not None
+    dual_domain.private_key_path.unlink()
+    with pytest.raises(OSError):
+        SendSetup.for_list_email(list_email)
