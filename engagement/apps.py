@@ -8,3 +8,8 @@ class EngagementConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "engagement"
     verbose_name = _("Engagement")
+
+    def ready(self) -> None:
+        from engagement import rules
+
+        rules.register()

@@ -69,12 +69,36 @@ NAVIGATION: tuple[NavSection, ...] = (
         "automation",
         _("Automation"),
         (
-            NavItem(_("Automation rules"), Module.AUTOMATION),
+            NavItem(_("Automation rules"), Module.AUTOMATION, "automation:list"),
             NavItem(_("Scoring"), Module.AUTOMATION, "scoring:rules"),
-            NavItem(_("Grading"), Module.AUTOMATION),
+            NavItem(_("Score decay"), Module.AUTOMATION, "decay:list"),
+            NavItem(_("Grading"), Module.AUTOMATION, "grading:profiles"),
+            NavItem(_("HOT rule"), Module.AUTOMATION, "hot:settings"),
+            NavItem(_("Page actions"), Module.AUTOMATION, "page_actions:list"),
         ),
     ),
-    NavSection("reports", _("Reports"), (NavItem(_("Reports"), Module.REPORTS),)),
+    NavSection(
+        "sales",
+        _("Sales"),
+        (
+            NavItem(_("My HOT leads"), Module.PROSPECTS, "sales:hot_leads"),
+            NavItem(_("Overdue tasks"), Module.PROSPECTS, "sales:overdue_tasks"),
+            NavItem(
+                _("Sales manager dashboard"),
+                Module.PROSPECTS,
+                "sales:manager",
+                visible=sees_all_prospects,
+            ),
+        ),
+    ),
+    NavSection(
+        "reports",
+        _("Reports"),
+        (
+            NavItem(_("HOT threshold advisor"), Module.REPORTS, "advisor:report"),
+            NavItem(_("Reports"), Module.REPORTS),
+        ),
+    ),
     NavSection(
         "settings",
         _("Settings"),

@@ -361,6 +361,36 @@ MAPP_PERIODIC_TASKS = [
         ),
     },
     {
+        "name": "daily HOT-lead digests",
+        "task": "scoring.send_hot_digests",
+        "every_seconds": 15 * 60,
+        "description": (
+            "Once the account's digest hour has passed, mails each user the HOT leads that are "
+            "new since their last digest (once per user and day)."
+        ),
+    },
+    {
+        "name": "HOT status sweep",
+        "task": "scoring.evaluate_hot_all",
+        "every_seconds": 60 * 60,
+        "description": "Re-evaluates every prospect's HOT status (criteria that move with time).",
+    },
+    {
+        "name": "score decay",
+        "task": "scoring.apply_score_decay",
+        "every_seconds": 60 * 60,
+        "description": "Applies the active score decay rules to prospects without activity.",
+    },
+    {
+        "name": "automation rule sweep",
+        "task": "engagement.sweep_automation_rules",
+        "every_seconds": 60 * 60,
+        "description": (
+            "Evaluates every running automation rule over all prospects (criteria that move "
+            "with time, such as no activity for 365 days)."
+        ),
+    },
+    {
         "name": "deliver missed activities",
         "task": "tracking.sweep_undelivered",
         "every_seconds": 5 * 60,

@@ -31,6 +31,14 @@ class JobLevel(models.IntegerChoices):
     EXECUTIVE = 5, _("Executive / officer")
 
 
+class HotStatus(models.TextChoices):
+    """Hot Profile's statuses: HOT (the account's HOT rule is met), 反応あり, 反応なし."""
+
+    HOT = "hot", _("HOT")
+    ENGAGED = "engaged", _("Engaged")
+    NO_RESPONSE = "no_response", _("No response")
+
+
 class DepartmentCategory(models.TextChoices):
     """部署カテゴリー."""
 
@@ -136,9 +144,17 @@ class Prospect(models.Model):
     source = models.CharField(_("source"), max_length=100, blank=True)
     notes = models.TextField(_("notes"), blank=True)
 
-    # Filled in by scoring and grading (their own issue).
+    # Written only by scoring (the score ledger, grading profiles and the HOT rule).
     score = models.IntegerField(_("score"), default=0, db_index=True)
-    grade = models.CharField(_("grade"), max_length=3, blank=True)
+    grade = models.CharField(_("grade"), max_length=3, blank=True, default="D")
+    hot_status = models.CharField(
+        _("status"),
+        max_length=20,
+        choices=HotStatus.choices,
+        default=HotStatus.NO_RESPONSE,
+        db_index=True,
+    )
+    hot_since = models.DateTimeField(_("HOT since"), null=True, blank=True, db_index=True)
 
     assigned_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -865,9 +865,38 @@ def dynamic_lists_refresh_for_prospects(prospect_ids: Sequence[int]) -> list[Lis
 INCREMENTAL_REFRESH_BATCH = 1000
 
 
+# Other rooms that evaluate criteria over prospects (grading, the HOT rule, automation rules)
+# register a listener here; each gets the changed prospects' ids, in batches, after commit.
+# A listener should only enqueue work (a Celery task) and must not signal again for prospects
+# whose data it did not actually change, so that listeners settle instead of looping.
+ProspectsChangedListener = Callable[[list[int]], None]
+_changed_listeners: dict[str, ProspectsChangedListener] = {}
+
+
+def register_prospects_changed_listener(key: str, listener: ProspectsChangedListener) -> None:
+    _changed_listeners[key] = listener
+
+
+def unregister_prospects_changed_listener(key: str) -> None:
+    """For tests that register a listener of their own."""
+    _changed_listeners.pop(key, None)
+
+
+def _notify_changed_listeners(ids: list[int]) -> None:
+    def call(listener: ProspectsChangedListener, batch: list[int]) -> Callable[[], None]:
+        return lambda: listener(batch)
+
+    for listener in list(_changed_listeners.values()):
+        for start in range(0, len(ids), INCREMENTAL_REFRESH_BATCH):
+            transaction.on_commit(call(listener, ids[start : start + INCREMENTAL_REFRESH_BATCH]))
+
+
 def schedule_dynamic_list_refresh(prospect_ids: Sequence[int]) -> None:
-    """After commit, re-test these prospects against the dynamic lists (Celery)."""
+    """After commit, re-test these prospects against the dynamic lists (Celery), and tell the
+    other criteria evaluators (registered listeners) that these prospects changed."""
     ids = sorted(set(prospect_ids))
+    if ids:
+        _notify_changed_listeners(ids)
     if not ids or not ProspectList.objects.filter(is_dynamic=True).exists():
         return
     from prospects.tasks import refresh_dynamic_lists_for_prospects

@@ -68,3 +68,7 @@ class RescoreAdmin(ReadOnlyGuardedModelAdmin):
     list_display = ("created_at", "status", "processed", "total", "finished_at")
     list_filter = ("status",)
     search_fields = ("error",)
+
+
+# The grading, HOT and page-action models are registered by their own modules.
+from scoring import admin_grading, admin_hot, admin_page_actions  # noqa: E402, F401

@@ -29,7 +29,13 @@ class ScoringConfig(AppConfig):
         def score_batch(batch: list[Activity]) -> None:
             score_activities(batch)
 
+        from scoring import decay, grading, hot, page_actions
+
         register_actions()
+        grading.register()
+        hot.register()
+        page_actions.register()
+        decay.register()
         # Bots and machine opens never score: the consumer default (include_bots=False).
         register_activity_consumer(ActivityConsumer(key="scoring.rules", handle=score_batch))
 

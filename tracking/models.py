@@ -41,6 +41,7 @@ class ActivityType(models.TextChoices):
     OPPORTUNITY_CREATED = "opportunity_created", _("Opportunity created")
     OPPORTUNITY_WON = "opportunity_won", _("Opportunity won")
     OPPORTUNITY_LOST = "opportunity_lost", _("Opportunity lost")
+    STATUS_CHANGED = "status_changed", _("Status changed (HOT / engaged / no response)")
 
 
 class Visitor(models.Model):

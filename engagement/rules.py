@@ -1,0 +1,5 @@
+"""Placeholder; replaced before commit."""
+
+
+def register() -> None:
+    return None
