@@ -1,9 +1,11 @@
+"""The HOT threshold advisor (scoring/views_advisor.py), mounted at /scoring/advisor/."""
+
 from django.urls import path
 
-from mapp.views import home
+from scoring import views_advisor
 
 app_name = "advisor"
 
 urlpatterns = [
-    path("report/", home, name="report"),
+    path("report/", views_advisor.advisor_report_view, name="report"),
 ]

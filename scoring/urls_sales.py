@@ -1,11 +1,13 @@
+"""Sales-side pages (scoring/views_sales.py), mounted at /sales/."""
+
 from django.urls import path
 
-from mapp.views import home
+from scoring import views_sales
 
 app_name = "sales"
 
 urlpatterns = [
-    path("hot_leads/", home, name="hot_leads"),
-    path("overdue_tasks/", home, name="overdue_tasks"),
-    path("manager/", home, name="manager"),
+    path("hot-leads/", views_sales.hot_leads, name="hot_leads"),
+    path("overdue-tasks/", views_sales.overdue_tasks, name="overdue_tasks"),
+    path("manager/", views_sales.manager, name="manager"),
 ]
