@@ -24,7 +24,7 @@ class TrackingConfig(AppConfig):
         from tracking import criteria
         from tracking.consumers import ActivityConsumer, register_activity_consumer
         from tracking.domains import tracker_domain_hosts
-        from tracking.handlers import update_last_activity
+        from tracking.handlers import PROSPECT_ACTIVITY_TYPES, update_last_activity
         from tracking.services import activities_move_to_prospect
         from tracking.timeline import timeline_for
 
@@ -42,7 +42,11 @@ class TrackingConfig(AppConfig):
             )
         )
         register_activity_consumer(
-            ActivityConsumer(key="tracking.last_activity", handle=update_last_activity)
+            ActivityConsumer(
+                key="tracking.last_activity",
+                handle=update_last_activity,
+                types=PROSPECT_ACTIVITY_TYPES,
+            )
         )
 
         def move_history(survivor: Prospect, merged_ids: Sequence[int]) -> None:

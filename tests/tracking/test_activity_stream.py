@@ -84,6 +84,21 @@ def test_the_shipped_consumer_keeps_last_activity_current() -> None:
     assert prospect.last_activity_at == late.occurred_at
 
 
+def test_mail_we_sent_and_status_changes_do_not_count_as_the_prospects_activity() -> None:
+    prospect = _prospect("p@a.jp")
+    sent = activity_record(type=ActivityType.EMAIL_SENT, prospect_id=prospect.pk)
+    delivered = activity_record(type=ActivityType.EMAIL_DELIVERED, prospect_id=prospect.pk)
+    status = activity_record(type=ActivityType.STATUS_CHANGED, prospect_id=prospect.pk)
+    deliver_activities([sent.pk, delivered.pk, status.pk])
+    prospect.refresh_from_db()
+    assert prospect.last_activity_at is None
+
+    opened = activity_record(type=ActivityType.EMAIL_OPENED, prospect_id=prospect.pk)
+    deliver_activities([opened.pk])
+    prospect.refresh_from_db()
+    assert prospect.last_activity_at == opened.occurred_at
+
+
 def test_bots_and_anonymous_activity_are_kept_from_consumers_until_identified(
     recorder: Recorder,
 ) -> None:
