@@ -75,6 +75,8 @@ class ProspectAdmin(GuardedModelAdmin):
         "job_level",
         "score",
         "grade",
+        "hot_status",
+        "hot_since",
         "hard_bounced_at",
         "soft_bounce_count",
     )
