@@ -60,10 +60,10 @@ def _template_msgids() -> set[str]:
             continue
         # Django's own makemessages turns templates into gettext calls the same way.
         code = template_translation.templatize(path.read_text())
-        for match in re.finditer(
-            r" (?:p?gettext\(u?'(?:[^'\\]|\\.)*', |gettext\()u?'((?:[^'\\]|\\.)*)'\)", code
-        ):
-            found.add(match.group(1).encode().decode("unicode_escape").encode("latin-1").decode())
+        # A message with an apostrophe is written in double quotes, the others in single ones.
+        literal = r"""u?(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+        for match in re.finditer(rf" (?:p?gettext\({literal}, |gettext\()({literal})\)", code):
+            found.add(ast.literal_eval(match.group(1)))
     return found
 
 
