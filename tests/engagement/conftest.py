@@ -1,0 +1,63 @@
+"""Fixtures and helpers of the automation rule tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from engagement.models import AutomationRule, RuleStatus
+from mapp.celery import app as celery_app
+from prospects.models import Prospect
+from prospects.services import prospect_create
+
+
+@pytest.fixture
+def eager_celery() -> Iterator[None]:
+    """Run queued tasks at once. The Celery app read its settings when first used, so this is
+    set on the app itself (changing CELERY_TASK_ALWAYS_EAGER later does nothing)."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+def make_prospect(email: str, **data: Any) -> Prospect:
+    return prospect_create(actor=None, data={"email": email, **data}, refresh_lists=False)
+
+
+def field_condition(field: str, operator: str, value: Any = None) -> dict[str, Any]:
+    return {"subject": "field", "field": field, "operator": operator, "value": value}
+
+
+def criteria_of(*conditions: dict[str, Any], match: str = "all") -> dict[str, Any]:
+    return {"match": match, "conditions": list(conditions)}
+
+
+def make_rule(
+    *,
+    criteria: dict[str, Any],
+    actions: list[dict[str, Any]],
+    running: bool = True,
+    name: str = "ルール",
+    repeat: bool = False,
+    repeat_after_days: int | None = None,
+) -> AutomationRule:
+    """A rule saved as-is (the services' own validation is tested through them and the views)."""
+    return AutomationRule.objects.create(
+        name=name,
+        criteria=criteria,
+        actions=actions,
+        status=RuleStatus.RUNNING if running else RuleStatus.PAUSED,
+        repeat=repeat,
+        repeat_after_days=repeat_after_days,
+    )
+
+
+def add_tag(tag: str) -> dict[str, Any]:
+    return {"action": "add_tag", "config": {"tag": tag}}
+
+
+def add_points(points: int) -> dict[str, Any]:
+    return {"action": "adjust_score", "config": {"mode": "add", "points": points}}
