@@ -21,7 +21,7 @@ from mapp.models import Level, Module
 from prospects import services
 from prospects.criteria import CriteriaError, criteria_catalogue, validate_criteria
 from prospects.forms import BulkActionForm, ProspectForm, parse_criteria
-from prospects.models import CustomFieldValue, Prospect, ProspectList
+from prospects.models import CustomFieldValue, HotStatus, Prospect, ProspectList
 from prospects.panels import panels_for
 from prospects.selectors import prospect_get_for_user, prospects_visible_to
 
@@ -86,6 +86,12 @@ def _filtered(request: HttpRequest) -> tuple[QuerySet[Prospect], dict[str, Any]]
     )
     if state["list"] is not None:
         parts.append({"subject": "list", "operator": "member_of", "value": state["list"].pk})
+    status = request.GET.get("status", "")
+    state["status"] = status if status in HotStatus.values else ""
+    if state["status"]:
+        parts.append(
+            {"subject": "field", "field": "hot_status", "operator": "equals", "value": status}
+        )
     state["criteria"] = {"match": "all", "conditions": []}
     raw_criteria = request.GET.get("criteria", "")
     if raw_criteria:
@@ -144,6 +150,7 @@ def prospect_list(request: HttpRequest) -> HttpResponse:
             "first_query": first_params.urlencode() if cursor else None,
             "sort": sort,
             "sorts": [(key, label) for key, (_c, _d, label) in SORTS.items()],
+            "statuses": HotStatus.choices,
             "bulk_form": BulkActionForm(),
             "can_edit": has_access(user, Module.PROSPECTS, Level.EDIT),
             "can_manage": has_access(user, Module.PROSPECTS, Level.EDIT)

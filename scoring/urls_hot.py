@@ -1,9 +1,9 @@
 from django.urls import path
 
-from mapp.views import home
+from scoring import views_hot
 
 app_name = "hot"
 
 urlpatterns = [
-    path("settings/", home, name="settings"),
+    path("settings/", views_hot.hot_settings, name="settings"),
 ]

@@ -281,6 +281,12 @@ def _department_choices() -> list[tuple[str, str]]:
     return [(value, str(label)) for value, label in DepartmentCategory.choices if value]
 
 
+def _hot_status_choices() -> list[tuple[str, str]]:
+    from prospects.models import HotStatus
+
+    return [(value, str(label)) for value, label in HotStatus.choices]
+
+
 def _job_level_choices() -> list[tuple[str, str]]:
     from prospects.models import JobLevel
 
@@ -311,6 +317,7 @@ PROSPECT_FIELDS: dict[str, FieldSpec] = {
     "source": FieldSpec("source", _("Source"), TEXT),
     "score": FieldSpec("score", _("Score"), NUMBER),
     "grade": FieldSpec("grade", _("Grade"), TEXT),
+    "hot_status": FieldSpec("hot_status", _("HOT status"), CHOICE, choices=_hot_status_choices),
     "created_at": FieldSpec("created_at", _("Created"), DATE),
     "updated_at": FieldSpec("updated_at", _("Updated"), DATE),
     "last_activity_at": FieldSpec("last_activity_at", _("Last activity"), DATE, nullable=True),
