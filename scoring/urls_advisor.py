@@ -7,5 +7,5 @@ from scoring import views_advisor
 app_name = "advisor"
 
 urlpatterns = [
-    path("report/", views_advisor.advisor_report_view, name="report"),
+    path("", views_advisor.advisor_report_view, name="report"),
 ]
