@@ -307,7 +307,7 @@ def test_a_visitor_who_views_pricing_and_downloads_the_whitepaper_becomes_hot(
         "the digest mail",
     )
     assert len(digest_mail) == 1
-    assert str(digest_mail[0]["Subject"]) == "[mapp] ホットリードを【1人】追加しました"
+    assert str(digest_mail[0]["Subject"]).strip() == "[mapp] ホットリードを【1人】追加しました"
     body = _text_of(digest_mail[0])
     assert "山田" in body and f"{live_stack}/prospects/{prospect.pk}/" in body
     assert HotDigest.objects.filter(user=sales, day=timezone.localdate()).count() == 1

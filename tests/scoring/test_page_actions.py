@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from mapp.models import Notification, Role, User
 from prospects.models import ActionRun, ActionRunStatus, Prospect, ProspectList
-from prospects.services import prospect_create
+from prospects.services import prospect_create, prospects_merge
 from scoring.models import PageAction, ScoreCause, ScoreChange, UrlMatch
 from scoring.page_actions import page_views_handle, url_spellings
 from tests.factories import make_user
@@ -348,3 +348,39 @@ def test_the_actions_run_before_the_notification_so_an_assignment_counts() -> No
     )
     _deliver(_view(prospect, f"{SITE}/pricing", visit_id=9))
     assert Notification.objects.filter(user=seller).count() == 1
+
+
+def test_a_merge_keeps_the_points_of_two_page_actions_on_the_same_view() -> None:
+    """Rule-less ledger rows (page actions) share a NULL rule: the merge's de-duplication must
+    not take them for copies of one another."""
+    merged = _prospect("old@a.jp")
+    survivor = _prospect("new@a.jp")
+    _page_action(PRICING_ENCODED, points=10, name="価格ページ")
+    _page_action(f"{SITE}/*", match_type=UrlMatch.WILDCARD, points=5, name="サイト全体")
+    _deliver(_view(merged, PRICING_ENCODED))
+    before = _score(merged)
+
+    prospects_merge(actor=None, survivor=survivor, others=[merged])
+
+    assert _score(survivor) == before
+    assert _score(survivor) == ScoreChange.objects.filter(prospect=survivor).aggregate(
+        total=Sum("points")
+    )["total"]
+    assert ScoreChange.objects.filter(prospect=survivor, cause=ScoreCause.PAGE_ACTION).count() == 2
+
+
+def test_why_this_score_names_each_page_action() -> None:
+    from scoring.selectors import prospect_score_explanation
+
+    prospect = _prospect()
+    _page_action(PRICING_ENCODED, points=30, name="価格ページ")
+    _page_action(f"{SITE}/*", match_type=UrlMatch.WILDCARD, points=5, name="サイト全体")
+    _deliver(_view(prospect, PRICING_ENCODED), _view(prospect, PRICING_ENCODED))
+
+    groups = {
+        group.label: (group.count, group.points)
+        for group in prospect_score_explanation(prospect).groups
+        if group.cause == ScoreCause.PAGE_ACTION
+    }
+
+    assert groups == {"ページアクション: 価格ページ": (2, 60), "ページアクション: サイト全体": (2, 10)}
