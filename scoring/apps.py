@@ -22,6 +22,7 @@ class ScoringConfig(AppConfig):
         from prospects.panels import ProspectPanel, register_prospect_panel
         from prospects.services import register_merge_handler
         from scoring.actions import register_actions
+        from scoring.sales import register_sales_dashboard_cards
         from scoring.selectors import prospect_score_explanation
         from scoring.services import score_activities, score_history_move
         from tracking.consumers import ActivityConsumer, register_activity_consumer
@@ -36,6 +37,7 @@ class ScoringConfig(AppConfig):
         hot.register()
         page_actions.register()
         decay.register()
+        register_sales_dashboard_cards()
         # Bots and machine opens never score: the consumer default (include_bots=False).
         register_activity_consumer(ActivityConsumer(key="scoring.rules", handle=score_batch))
 

@@ -33,8 +33,10 @@ from django.db.models import (
     QuerySet,
 )
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
-from mapp.models import User
+from mapp.access import sees_all_prospects
+from mapp.models import Module, User
 from prospects.models import HotStatus, Prospect, Task, TaskStatus
 from prospects.selectors import prospects_visible_to
 from prospects.task_selectors import tasks_overdue, tasks_overdue_visible_to
@@ -141,4 +143,31 @@ def overdue_tasks_by_user(*, user: User, today: datetime.date) -> list[OverdueBy
     return sorted(
         groups,
         key=lambda group: (-group.count, group.oldest_due_date, group.assignee.display_name),
+    )
+
+
+def register_sales_dashboard_cards() -> None:
+    """Called from ScoringConfig.ready(): the HOT cards on the home dashboard."""
+    from mapp.dashboard import DashboardCard, register_dashboard_card
+
+    register_dashboard_card(
+        DashboardCard(
+            key="hot_leads_mine",
+            label=_("My HOT leads"),
+            module=Module.PROSPECTS,
+            value=lambda user: hot_leads_for_user(user=user).order_by().count(),
+            url_name="sales:hot_leads",
+            order=20,
+        )
+    )
+    register_dashboard_card(
+        DashboardCard(
+            key="hot_leads_not_followed_up",
+            label=_("HOT leads not followed up"),
+            module=Module.PROSPECTS,
+            visible=sees_all_prospects,
+            value=lambda user: hot_leads_not_followed_up_counts(user=user)["total"],
+            url_name="sales:manager",
+            order=21,
+        )
     )

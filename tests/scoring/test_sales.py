@@ -357,3 +357,29 @@ def test_manager_dashboard_takes_the_same_queries_for_few_or_many_rows(
     few = queries()
     add(10)
     assert queries() == few
+
+
+def test_home_dashboard_counts_my_hot_leads_and_shows_managers_those_not_followed_up(
+    db: None,
+) -> None:
+    import re
+
+    sales = make_user(Role.SALES)
+    manager = make_user(Role.SALES_MANAGER)
+    _hot(sales)
+    _hot(sales)
+    _hot(None)
+    engaged = _hot(manager)
+    Prospect.objects.filter(pk=engaged.pk).update(hot_status=HotStatus.ENGAGED, hot_since=None)
+
+    sales_home = client_for(sales).get(reverse("home")).content.decode()
+    manager_home = client_for(manager).get(reverse("home")).content.decode()
+
+    def card(html: str, key: str) -> str | None:
+        found = re.search(rf'data-card="{key}">.*?<a href="([^"]+)">(\d+)</a>', html, re.S)
+        return f"{found.group(1)} {found.group(2)}" if found else None
+
+    assert card(sales_home, "hot_leads_mine") == f"{reverse('sales:hot_leads')} 2"
+    assert card(sales_home, "hot_leads_not_followed_up") is None
+    assert card(manager_home, "hot_leads_mine") == f"{reverse('sales:hot_leads')} 0"
+    assert card(manager_home, "hot_leads_not_followed_up") == f"{reverse('sales:manager')} 3"
