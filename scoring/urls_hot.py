@@ -5,5 +5,5 @@ from scoring import views_hot
 app_name = "hot"
 
 urlpatterns = [
-    path("settings/", views_hot.hot_settings, name="settings"),
+    path("", views_hot.hot_settings, name="settings"),
 ]

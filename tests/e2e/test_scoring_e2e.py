@@ -329,6 +329,24 @@ def test_a_visitor_who_views_pricing_and_downloads_the_whitepaper_becomes_hot(
     staff_page.screenshot(path=str(screenshot_path("scoring_my_hot_leads")), full_page=True)
     staff.close()
 
+    # the marketer sees the status counts and the page action's views; the sales manager sees
+    # the lead among those not followed up yet
+    make_user(Role.MARKETING, email="marketer-hot@example.jp")
+    marketing, marketing_page = _sign_in(browser, live_stack, "marketer-hot@example.jp")
+    marketing_page.goto(f"{live_stack}/scoring/hot/")
+    assert marketing_page.inner_text("[data-testid=count-hot]").strip() == "1"
+    marketing_page.screenshot(path=str(screenshot_path("scoring_hot_rule")), full_page=True)
+    marketing_page.goto(f"{live_stack}/scoring/page-actions/")
+    assert marketing_page.inner_text("[data-testid=views]").strip() == "1"
+    marketing_page.screenshot(path=str(screenshot_path("scoring_page_actions")), full_page=True)
+    marketing.close()
+    make_user(Role.SALES_MANAGER, email="manager-hot@example.jp")
+    managing, manager_page = _sign_in(browser, live_stack, "manager-hot@example.jp")
+    manager_page.goto(f"{live_stack}/sales/manager/")
+    assert "山田" in manager_page.inner_text("main")
+    manager_page.screenshot(path=str(screenshot_path("scoring_sales_manager")), full_page=True)
+    managing.close()
+
 
 def test_year_long_inactive_prospects_move_to_a_cold_list_and_the_advisor_suggests_a_threshold(
     live_stack: str, browser: Any
