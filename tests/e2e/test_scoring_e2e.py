@@ -130,7 +130,7 @@ def _wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 
 def _mails_to(control: StackControl, address: str) -> list[email.message.EmailMessage]:
     return [
-        email.message_from_bytes(message.data, policy=default_policy)  # type: ignore[misc]
+        email.message_from_bytes(message.data, policy=default_policy)
         for message in list(control.sink.messages)
         if address in message.recipients
     ]
@@ -239,7 +239,7 @@ def test_a_visitor_who_views_pricing_and_downloads_the_whitepaper_becomes_hot(
     page.goto(site + "/")
     page.click("#signup")
     _wait_for(
-        lambda: prospect.visitors.exists(),  # type: ignore[attr-defined]
+        lambda: prospect.visitors.exists(),
         30,
         "the identification",
     )

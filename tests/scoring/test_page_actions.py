@@ -363,9 +363,10 @@ def test_a_merge_keeps_the_points_of_two_page_actions_on_the_same_view() -> None
     prospects_merge(actor=None, survivor=survivor, others=[merged])
 
     assert _score(survivor) == before
-    assert _score(survivor) == ScoreChange.objects.filter(prospect=survivor).aggregate(
-        total=Sum("points")
-    )["total"]
+    assert (
+        _score(survivor)
+        == ScoreChange.objects.filter(prospect=survivor).aggregate(total=Sum("points"))["total"]
+    )
     assert ScoreChange.objects.filter(prospect=survivor, cause=ScoreCause.PAGE_ACTION).count() == 2
 
 
@@ -383,4 +384,7 @@ def test_why_this_score_names_each_page_action() -> None:
         if group.cause == ScoreCause.PAGE_ACTION
     }
 
-    assert groups == {"ページアクション: 価格ページ": (2, 60), "ページアクション: サイト全体": (2, 10)}
+    assert groups == {
+        "ページアクション: 価格ページ": (2, 60),
+        "ページアクション: サイト全体": (2, 10),
+    }
