@@ -57,11 +57,17 @@ def _adjust_score(
             cause=ScoreCause.ACTION,
             label=label,
             actor=context.actor,
+            action_run_id=context.action_run_id,
         )
         return ActionOutcome.ok(_("Score set to %(score)d.") % {"score": prospect.score})
     delta = points if mode == MODE_ADD else -points
     score_change(
-        prospect=prospect, points=delta, cause=ScoreCause.ACTION, label=label, actor=context.actor
+        prospect=prospect,
+        points=delta,
+        cause=ScoreCause.ACTION,
+        label=label,
+        actor=context.actor,
+        action_run_id=context.action_run_id,
     )
     change = f"+{points}" if mode == MODE_ADD else f"−{points}"
     return ActionOutcome.ok(

@@ -91,6 +91,8 @@ class ActionContext:
     cause_label: str = ""
     actor: User | None = None
     idempotency_key: str = ""
+    # Set by action_run for the action it runs: what the action writes can point at its run.
+    action_run_id: int | None = None
 
     def for_step(self, index: int) -> ActionContext:
         """The context of the ``index``-th action of a list: its own idempotency key."""

@@ -14,6 +14,7 @@ neither the run nor its effect. Each action runs in its own savepoint: a failure
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -237,7 +238,12 @@ def action_run(
                 return run
         else:
             run = ActionRun.objects.create(**fields)
-        outcome = _execute(key=key, prospect=prospect, config=config, context=context)
+        outcome = _execute(
+            key=key,
+            prospect=prospect,
+            config=config,
+            context=replace(context, action_run_id=run.pk),
+        )
         run.status = outcome.status
         run.message = outcome.message[:MESSAGE_MAX_LENGTH]
         run.save(update_fields=["status", "message"])

@@ -197,6 +197,9 @@ def test_adjust_score_action_writes_a_ledger_row(english: None) -> None:
     actions = ScoreChange.objects.filter(prospect=prospect, cause=ScoreCause.ACTION)
     assert sorted(actions.values_list("points", flat=True)) == [-4, 10, 93]
     assert set(actions.values_list("label", flat=True)) == {"資料請求フォーム"}
+    # each row points at the action run that wrote it
+    assert ScoreChange.objects.get(prospect=prospect, points=93).action_run_id == run.pk
+    assert actions.filter(action_run_id__isnull=True).count() == 0
 
 
 def test_manual_edit_is_recorded_with_its_author(administrator: User) -> None:
