@@ -221,6 +221,19 @@ def test_unknown_and_read_only_fields_are_refused_by_name(marketer: User) -> Non
     prospect.refresh_from_db()
     assert prospect.score == 0
 
+    status = _send(client, "patch", f"{PROSPECTS}{prospect.pk}/", {"hot_status": "hot"})
+    assert status.status_code == 400
+    assert set(status.json()) == {"hot_status"}
+
+
+def test_a_prospect_reads_with_its_hot_status(marketer: User) -> None:
+    prospect = ProspectFactory.create(hot_status="hot", hot_since=timezone.now(), score=90)
+
+    body = client_for(marketer).get(f"{PROSPECTS}{prospect.pk}/").json()
+
+    assert (body["score"], body["grade"], body["hot_status"]) == (90, "D", "hot")
+    assert body["hot_since"]
+
 
 def test_an_invalid_custom_value_is_a_400_and_writes_nothing(marketer: User) -> None:
     CustomField.objects.create(label="予算", key="budget", field_type=CustomFieldType.NUMBER)
