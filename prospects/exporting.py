@@ -39,6 +39,7 @@ from prospects.models import (
     CustomFieldValue,
     DepartmentCategory,
     ExportJob,
+    HotStatus,
     JobLevel,
     JobStatus,
     ListMembership,
@@ -165,6 +166,8 @@ def export_columns(custom_fields: Sequence[CustomField]) -> list[Column]:
         Column("job_level", _label("job_level")),
         Column("score", _label("score")),
         Column("grade", _label("grade")),
+        Column("hot_status", _label("hot_status")),
+        Column("hot_since", _("HOT since")),
         Column("assigned_user", _label("assigned_user")),
         Column("tags", _("Tags")),
     ]
@@ -228,6 +231,7 @@ def _rows(
     field_ids = {f"custom:{field.key}": field.pk for field in custom_fields}
     departments = dict(DepartmentCategory.choices)
     levels = dict(JobLevel.choices)
+    statuses = dict(HotStatus.choices)
     for prospect in prospects:
         row = []
         for column in columns:
@@ -241,6 +245,8 @@ def _rows(
                 value = departments.get(category, "") if category else ""
             elif key == "job_level":
                 value = levels.get(prospect.job_level, "") if prospect.job_level else ""
+            elif key == "hot_status":
+                value = statuses.get(prospect.hot_status, prospect.hot_status)
             elif key == "assigned_user":
                 value = prospect.assigned_user.email if prospect.assigned_user else ""
             else:

@@ -140,11 +140,12 @@ def test_tags_custom_fields_and_assignment_are_exported(marketer: User, sales_us
         actor=None, data={"email": "full@a.jp", "job_title": "部長"}, tags=["VIP", "展示会"]
     )
     prospect_set_custom_values(prospect=prospect, values={"budget": "1500"})
-    Prospect.objects.filter(pk=prospect.pk).update(assigned_user=sales_user)
+    Prospect.objects.filter(pk=prospect.pk).update(assigned_user=sales_user, hot_status="hot")
 
     header, row = _rows(_export(marketer))
     cells = dict(zip(header, row, strict=True))
     assert cells["予算"] == "1500"
+    assert (cells["Status"], cells["HOT since"], cells["Grade"]) == ("HOT", "", "D")
     assert sales_user.email in row
     assert "VIP;展示会" in row
 
