@@ -4,17 +4,19 @@ Every change of ``Prospect.score`` goes through here and writes a ``ScoreChange`
 same transaction, so the score always equals the sum of the prospect's ledger.
 
 Lock order, the same everywhere so that writers never deadlock each other: first the ledger
-table (ROW EXCLUSIVE for writers of a few rows, SHARE ROW EXCLUSIVE for a rescore chunk, which
-lets readers on), then the prospect rows in id order.
+table (ROW EXCLUSIVE, for every writer), then the prospect rows in id order (a rescore chunk
+locks every prospect of its id range this way before it reads anything).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import queue
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, connection, connections, transaction
 from django.db.models import Count, Max, Min
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -224,6 +226,7 @@ def score_history_move(*, from_prospect_ids: Sequence[int], to_prospect_id: int)
                            PARTITION BY activity_id, rule_id ORDER BY occurred_at, id) AS n
                   FROM {LEDGER}
                  WHERE prospect_id = ANY(%s) AND activity_id IS NOT NULL
+                       AND rule_id IS NOT NULL  -- rule-less rows (page actions) are keyed
                 UNION ALL
                 SELECT id, row_number() OVER (
                            PARTITION BY rule_id, first_key ORDER BY occurred_at, id) AS n
@@ -250,10 +253,16 @@ def score_history_move(*, from_prospect_ids: Sequence[int], to_prospect_id: int)
 
 # --- retroactive rescore -----------------------------------------------------------------------
 
-# Prospect ids per transaction. Activity deliveries wait for a chunk (its table lock); smaller
-# chunks wait less but each scans the activities again (1M prospects: 200k ≈ 25 s a chunk,
-# 123 s in all; 50k ≈ 10 s a chunk, 213 s in all, on the development machine).
-RESCORE_CHUNK = 200_000
+# Prospect ids per chunk, one transaction each. A chunk locks its prospects' rows for its
+# duration (≈ 5–7 s for 100,000 prospects with 3 activities each, two chunks at a time on 2
+# cores), so deliveries and edits for those prospects wait that long; everyone else's go on.
+# Smaller chunks wait less and cost more in all (1M prospects, bench/scoring_rescore.py, 2
+# sessions: 100,000 ≈ 35–37 s, 50,000 ≈ 35–46 s, 25,000 ≈ 54 s).
+RESCORE_CHUNK = 100_000
+# Chunks run side by side in this many database sessions (threads of the task, each with its
+# own connection) when the rescore owns its transactions. Nearly all the time is PostgreSQL
+# rewriting rows and index entries, so this should not exceed the database server's cores.
+RESCORE_PARALLELISM = 2
 RESCORE_RETRIES = 5
 
 
@@ -276,28 +285,49 @@ def rescore_request(*, actor: Any = None) -> Rescore:
     return rescore
 
 
-# The rows the rules give the activities of a range of prospects, "first time only" applied
-# (the earliest activity per prospect, rule and object).
-_DESIRED = f"""
-CREATE TEMP TABLE scoring_desired ON COMMIT DROP AS
+# One chunk's ledger, old and new side by side: every ledger row of the prospects in
+# [low, high) (any cause) fully joined with the rows the current rules give their activities
+# ("first time only": the earliest activity per prospect, rule and object). Only rows of the
+# cause "activity" pair with a wanted row; the other causes (manual edits, actions, page
+# actions, decay, the initial score) keep their points. ``new_points`` is NULL for an activity
+# row no rule gives any more; ``ledger_id`` is NULL for a wanted row not yet in the ledger
+# (which may belong to a deleted prospect: activities outlive their prospect).
+_CHUNK_ROWS = f"""
+CREATE TEMP TABLE scoring_rescore_rows ON COMMIT DROP AS
 WITH m AS MATERIALIZED (
     SELECT x.prospect_id, x.activity_id, x.rule_id, x.points, x.type, x.occurred_at,
            CASE WHEN x.first_time_only
                 THEN left(x.object_type || ':' || x.object_id, 110) END AS first_key,
            left(CASE WHEN x.object_label <> '' THEN x.object_label
                      ELSE trim(x.object_type || ' ' || x.object_id) END, 255) AS label
-      FROM ({_MATCHED.format(where="a.prospect_id >= %s AND a.prospect_id < %s")}) x
-     WHERE x.points <> 0)
-SELECT * FROM m WHERE first_key IS NULL
-UNION ALL
-SELECT * FROM (SELECT DISTINCT ON (prospect_id, rule_id, first_key) *
-                 FROM m WHERE first_key IS NOT NULL
-                ORDER BY prospect_id, rule_id, first_key, occurred_at, activity_id) f
+      FROM ({_MATCHED.format(where="a.prospect_id >= %(low)s AND a.prospect_id < %(high)s")}) x
+     WHERE x.points <> 0),
+wanted AS (
+    SELECT * FROM m WHERE first_key IS NULL
+    UNION ALL
+    SELECT * FROM (SELECT DISTINCT ON (prospect_id, rule_id, first_key) *
+                     FROM m WHERE first_key IS NOT NULL
+                    ORDER BY prospect_id, rule_id, first_key, occurred_at, activity_id) f),
+current AS (
+    SELECT id, prospect_id, cause, points, first_key, activity_id,
+           CASE WHEN cause = '{ScoreCause.ACTIVITY.value}' THEN rule_id END AS activity_rule_id
+      FROM {LEDGER} WHERE prospect_id >= %(low)s AND prospect_id < %(high)s)
+SELECT l.id AS ledger_id, COALESCE(l.prospect_id, d.prospect_id) AS prospect_id,
+       l.cause = '{ScoreCause.ACTIVITY.value}' AS is_activity_row,
+       l.points AS old_points, l.first_key AS old_first_key,
+       CASE WHEN l.cause IS NULL OR l.cause = '{ScoreCause.ACTIVITY.value}' THEN d.points
+            ELSE l.points END AS new_points,
+       d.activity_id, d.rule_id, d.type, d.first_key, d.label, d.occurred_at
+  FROM current l
+  FULL JOIN wanted d
+    ON l.prospect_id = d.prospect_id AND l.activity_id = d.activity_id
+   AND l.activity_rule_id = d.rule_id
 """  # noqa: S608
 
-_SAME_ROW = (
-    "l.prospect_id = d.prospect_id AND l.activity_id = d.activity_id AND l.rule_id = d.rule_id"
-)
+# The ledger rows of a chunk are found by id within the chunk's range of prospects (the
+# range lets PostgreSQL read them through the ledger's (prospect, activity, rule) index
+# instead of the whole table).
+_CHUNK_LEDGER = "l.id = x.ledger_id AND l.prospect_id >= %(low)s AND l.prospect_id < %(high)s"
 
 
 def scoring_rule_save(*, rule: ScoringRule, actor: Any) -> ScoringRule:
@@ -326,58 +356,154 @@ def scoring_rule_delete(*, rule: ScoringRule, actor: Any) -> None:
         rescore_request(actor=actor)
 
 
-def _rescore_chunk(low: int, high: int) -> None:
-    """Recompute the rule-caused rows and the scores of prospects with ids in [low, high).
+def _rescore_chunk(low: int, high: int) -> tuple[int, list[int]]:
+    """Bring the rule-caused ledger rows and the scores of prospects in [low, high) up to date.
 
-    The ledger is brought to what the rules give by difference: rows no rule gives any more are
-    deleted, rows whose points changed are updated in place (a column without an index: cheap
-    in-page updates), missing rows are inserted. Then each changed score is set to its sum.
+    Returns how many prospects the range holds and the ids whose score changed. The ledger is
+    brought to what the rules give by difference, found in one pass (``_CHUNK_ROWS``): rows no
+    rule gives any more are deleted, rows whose points changed are updated in place, missing
+    rows are inserted; rows of other causes are left as they are. Each score becomes the sum of
+    its new ledger, taken from the same pass.
+
+    Concurrency: like every ledger writer, the chunk takes the ledger in ROW EXCLUSIVE mode and
+    then its prospects' rows in id order, so writers for those prospects (deliveries, actions,
+    merges) wait for the chunk and see its result, writers for other prospects go on, and chunks
+    of other ranges run in parallel.
     """
-    activity = ScoreCause.ACTIVITY.value
+    params = {"low": low, "high": high}
+    owned = not connection.in_atomic_block
     with transaction.atomic(), connection.cursor() as cursor:
-        # Writers wait for this chunk (a few seconds); readers do not.
-        _lock_ledger(cursor, "SHARE ROW EXCLUSIVE")
-        cursor.execute("SET LOCAL work_mem = '64MB'")  # the matching sorts stay in memory
-        cursor.execute("DROP TABLE IF EXISTS scoring_desired")
-        cursor.execute(_DESIRED, [low, high])
-        cursor.execute("ANALYZE scoring_desired")
+        cursor.execute("SET LOCAL work_mem = '64MB'")  # the chunk's joins stay in memory
+        if owned:
+            # A chunk lost in a crash is redone by the task's retry (acks_late) and the rescore
+            # row's progress, committed later, is lost with it; no need to wait for the disk.
+            cursor.execute("SET LOCAL synchronous_commit = off")
+        _lock_ledger(cursor)
         cursor.execute(
-            f"""DELETE FROM {LEDGER} l
-                 WHERE l.cause = %s AND l.prospect_id >= %s AND l.prospect_id < %s
-                   AND NOT EXISTS (SELECT 1 FROM scoring_desired d WHERE {_SAME_ROW})""",  # noqa: S608
-            [activity, low, high],
+            f"""SELECT count(*) FROM (
+                    SELECT id FROM {PROSPECTS} WHERE id >= %(low)s AND id < %(high)s
+                     ORDER BY id FOR NO KEY UPDATE) locked""",  # noqa: S608
+            params,
+        )
+        count = int(cursor.fetchone()[0])
+        cursor.execute("DROP TABLE IF EXISTS scoring_rescore_rows")
+        cursor.execute(_CHUNK_ROWS, params)
+        cursor.execute("ANALYZE scoring_rescore_rows")
+        cursor.execute(
+            f"""DELETE FROM {LEDGER} l USING scoring_rescore_rows x
+                 WHERE {_CHUNK_LEDGER} AND x.is_activity_row AND x.new_points IS NULL""",  # noqa: S608
+            params,
         )
         cursor.execute(
-            f"""UPDATE {LEDGER} l SET points = d.points, first_key = d.first_key
-                  FROM scoring_desired d
-                 WHERE {_SAME_ROW}
-                   AND (l.points <> d.points OR l.first_key IS DISTINCT FROM d.first_key)"""  # noqa: S608
+            f"""UPDATE {LEDGER} l SET points = x.new_points, first_key = x.first_key
+                  FROM scoring_rescore_rows x
+                 WHERE {_CHUNK_LEDGER} AND x.is_activity_row
+                   AND (x.new_points <> x.old_points
+                        OR x.first_key IS DISTINCT FROM x.old_first_key)""",  # noqa: S608
+            params,
         )
         cursor.execute(
             f"""INSERT INTO {LEDGER} (prospect_id, points, cause, activity_id, activity_type,
                                       rule_id, first_key, label, occurred_at, created_at)
-                SELECT d.prospect_id, d.points, %s, d.activity_id, d.type, d.rule_id,
-                       d.first_key, d.label, d.occurred_at, now()
-                  FROM scoring_desired d
-                 WHERE NOT EXISTS (SELECT 1 FROM {LEDGER} l WHERE {_SAME_ROW})""",  # noqa: S608
-            [activity],
+                SELECT x.prospect_id, x.new_points, %(cause)s, x.activity_id, x.type,
+                       x.rule_id, x.first_key, x.label, x.occurred_at, now()
+                  FROM scoring_rescore_rows x
+                 WHERE x.ledger_id IS NULL
+                   AND EXISTS (SELECT 1 FROM {PROSPECTS} p WHERE p.id = x.prospect_id)
+                 ORDER BY x.prospect_id, x.activity_id""",  # noqa: S608
+            {"cause": ScoreCause.ACTIVITY.value},
         )
         cursor.execute(
             f"""
-            UPDATE {PROSPECTS} p SET score = s.total
-              FROM (SELECT p2.id, COALESCE(sum(c.points), 0) AS total
-                      FROM {PROSPECTS} p2 LEFT JOIN {LEDGER} c ON c.prospect_id = p2.id
-                     WHERE p2.id >= %s AND p2.id < %s
-                     GROUP BY p2.id) s
-             WHERE p.id = s.id AND p.score <> s.total
+            UPDATE {PROSPECTS} p SET score = t.total
+              FROM (SELECT p2.id, COALESCE(s.total, 0) AS total
+                      FROM {PROSPECTS} p2
+                      LEFT JOIN (SELECT prospect_id, sum(new_points) AS total
+                                   FROM scoring_rescore_rows GROUP BY prospect_id) s
+                        ON s.prospect_id = p2.id
+                     WHERE p2.id >= %(low)s AND p2.id < %(high)s) t
+             WHERE p.id = t.id AND p.id >= %(low)s AND p.id < %(high)s AND p.score <> t.total
+            RETURNING p.id
             """,  # noqa: S608
-            [low, high],
+            params,
         )
-        cursor.execute("DROP TABLE scoring_desired")  # inside an outer transaction too
+        changed = [int(row[0]) for row in cursor.fetchall()]
+        cursor.execute("DROP TABLE scoring_rescore_rows")  # inside an outer transaction too
+    return count, changed
 
 
-def rescore_run(rescore_id: int, *, chunk: int = RESCORE_CHUNK) -> Rescore:
-    """Run a queued rescore chunk by chunk, committing and recording progress as it goes."""
+def _rescore_range(low: int, high: int) -> tuple[int, list[int]]:
+    """One chunk, tried again after a deadlock (a writer that locks prospects out of order)."""
+    for attempt in range(RESCORE_RETRIES):
+        try:
+            return _rescore_chunk(low, high)
+        except OperationalError:
+            if attempt == RESCORE_RETRIES - 1:
+                raise
+            logger.warning("rescore chunk %d-%d retried", low, high)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _rescore_ranges(
+    ranges: list[tuple[int, int]],
+    parallelism: int,
+    chunk_done: Callable[[int, list[int]], None],
+) -> None:
+    """Run the chunks, ``parallelism`` at a time; ``chunk_done(count, changed ids)`` is called
+    in this thread after each chunk has committed.
+
+    Inside a caller's transaction the chunks run one after another in it (other sessions
+    would not see its rows); otherwise each thread runs chunks in a connection of its own.
+    """
+    if parallelism <= 1 or len(ranges) <= 1 or connection.in_atomic_block:
+        for low, high in ranges:
+            chunk_done(*_rescore_range(low, high))
+        return
+    pending = list(reversed(ranges))
+    results: queue.Queue[tuple[int, list[int]] | BaseException] = queue.Queue()
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def work() -> None:
+        try:
+            while not stop.is_set():
+                with lock:
+                    if not pending:
+                        return
+                    low, high = pending.pop()
+                results.put(_rescore_range(low, high))
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
+            stop.set()
+            results.put(error)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    threads = [
+        threading.Thread(target=work, name=f"rescore-{number}", daemon=True)
+        for number in range(min(parallelism, len(ranges)))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in ranges:
+            result = results.get()
+            if isinstance(result, BaseException):
+                raise result
+            chunk_done(*result)
+    finally:
+        stop.set()  # after an error: the other threads finish their chunk and stop
+        for thread in threads:
+            thread.join()
+
+
+def rescore_run(
+    rescore_id: int, *, chunk: int = RESCORE_CHUNK, parallelism: int = RESCORE_PARALLELISM
+) -> Rescore:
+    """Run a queued rescore chunk by chunk, committing and recording progress as it goes.
+
+    Prospects whose score changed are announced like any other score change (dynamic lists
+    with score criteria and the prospects-changed listeners), a chunk at a time.
+    """
     claimed = Rescore.objects.filter(
         pk=rescore_id, status__in=[RescoreStatus.QUEUED, RescoreStatus.RUNNING]
     ).update(status=RescoreStatus.RUNNING)
@@ -389,22 +515,19 @@ def rescore_run(rescore_id: int, *, chunk: int = RESCORE_CHUNK) -> Rescore:
     rescore.total = bounds["total"]
     rescore.processed = 0
     rescore.save(update_fields=["total", "processed"])
+    step = max(chunk, 1)
+    ranges = []
+    if low_id is not None and high_id is not None:
+        ranges = [(low, low + step) for low in range(low_id, high_id + 1, step)]
+
+    def chunk_done(count: int, changed: list[int]) -> None:
+        if changed:
+            _after_score_change(changed)
+        rescore.processed += count
+        rescore.save(update_fields=["processed"])
+
     try:
-        if low_id is not None and high_id is not None:
-            low = low_id
-            while low <= high_id:
-                high = low + chunk
-                for attempt in range(RESCORE_RETRIES):
-                    try:
-                        _rescore_chunk(low, high)
-                        break
-                    except OperationalError:  # a deadlock with a writer that locked a prospect
-                        if attempt == RESCORE_RETRIES - 1:
-                            raise
-                        logger.warning("rescore chunk %d-%d retried", low, high)
-                rescore.processed = Prospect.objects.filter(pk__lt=high).count()
-                rescore.save(update_fields=["processed"])
-                low = high
+        _rescore_ranges(ranges, parallelism, chunk_done)
     except Exception as error:
         rescore.status = RescoreStatus.FAILED
         rescore.error = str(error)[:2000]
