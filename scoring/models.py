@@ -130,9 +130,15 @@ class ScoreChange(models.Model):
             ),
             # Rows without a scoring rule (page actions, decay) are made once by their key,
             # e.g. "page:3:981" (page action 3, activity 981) or "decay:2:2026-11-01".
+            # (Only these causes: "first time only" rows of two deleted rules on one object
+            # both keep their key with no rule, and must not collide.)
             models.UniqueConstraint(
                 fields=["prospect", "first_key"],
-                condition=Q(rule__isnull=True, first_key__isnull=False),
+                condition=Q(
+                    rule__isnull=True,
+                    first_key__isnull=False,
+                    cause__in=["page_action", "decay"],
+                ),
                 name="score_change_keyed_once",
             ),
         ]

@@ -10,6 +10,7 @@ locks every prospect of its id range this way before it reads anything).
 
 from __future__ import annotations
 
+import datetime
 import logging
 import queue
 import threading
@@ -273,16 +274,26 @@ def rescore_request(*, actor: Any = None) -> Rescore:
     """
     pending = Rescore.objects.filter(status=RescoreStatus.QUEUED).first()
     if pending is not None:
+        # A task the broker lost (a Redis restart) would leave the rescore queued for ever and
+        # swallow every later change: one queued this long ago is queued again.
+        if pending.created_at < timezone.now() - RESCORE_REQUEUE_AFTER:
+            _enqueue_rescore(pending.pk)
         return pending
     rescore = Rescore.objects.create(requested_by=actor if getattr(actor, "pk", None) else None)
+    _enqueue_rescore(rescore.pk)
+    return rescore
 
+
+RESCORE_REQUEUE_AFTER = datetime.timedelta(minutes=10)
+
+
+def _enqueue_rescore(rescore_id: int) -> None:
     def enqueue() -> None:
         from scoring.tasks import rescore_all
 
-        rescore_all.delay(rescore.pk)
+        rescore_all.delay(rescore_id)
 
     transaction.on_commit(enqueue)
-    return rescore
 
 
 # One chunk's ledger, old and new side by side: every ledger row of the prospects in

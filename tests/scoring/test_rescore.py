@@ -294,3 +294,56 @@ def test_a_writer_holding_one_prospect_delays_only_that_prospects_chunk() -> Non
             thread.join(timeout=30)
     # then the held prospect is rescored after the writer, keeping its action
     assert _score(held) == 2 * 3 + 1 == _ledger_sum(held)
+
+
+@pytest.mark.django_db
+def test_deleting_two_first_time_rules_on_one_object_keeps_their_rows_apart(
+    administrator: User,
+) -> None:
+    """Their rows keep the object's key with no rule; only page-action and decay rows are
+    unique by key alone."""
+    from scoring.services import scoring_rule_delete
+
+    prospect = _prospect("first@a.jp")
+    rules = [
+        ScoringRule.objects.create(
+            activity_type=ActivityType.FORM_SUCCESS,
+            object_type="form",
+            object_id="12",
+            points=points,
+            first_time_only=True,
+        )
+        for points in (100, 80)
+    ]
+    for rule in rules:
+        _keyed_row(
+            prospect, cause=ScoreCause.ACTIVITY, points=rule.points, key="form:12", rule=rule
+        )
+
+    for rule in rules:
+        scoring_rule_delete(rule=rule, actor=administrator)
+
+    assert ScoreChange.objects.filter(prospect=prospect, rule__isnull=True).count() == 2
+
+
+@pytest.mark.django_db
+def test_a_rescore_queued_long_ago_is_queued_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task lost by the broker must not leave the rescore queued for ever."""
+    import datetime
+
+    from django.utils import timezone
+
+    from scoring import services
+
+    queued: list[int] = []
+    monkeypatch.setattr(services, "_enqueue_rescore", queued.append)
+    stale = Rescore.objects.create()
+    Rescore.objects.filter(pk=stale.pk).update(
+        created_at=timezone.now() - datetime.timedelta(minutes=30)
+    )
+
+    assert services.rescore_request().pk == stale.pk
+    assert queued == [stale.pk]
+    Rescore.objects.filter(pk=stale.pk).update(created_at=timezone.now())
+    assert services.rescore_request().pk == stale.pk
+    assert queued == [stale.pk]  # a fresh one is left to its own task
