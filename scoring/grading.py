@@ -178,18 +178,23 @@ def regrade_request(*, profile: GradingProfile | None = None, actor: Any = None)
     )
     existing = pending.first()
     if existing is not None:
+        if existing.is_stale(now=timezone.now()):
+            _enqueue_regrade(existing.pk)
         return existing
     job = Regrade.objects.create(
         profile=profile, requested_by=actor if getattr(actor, "pk", None) else None
     )
+    _enqueue_regrade(job.pk)
+    return job
 
+
+def _enqueue_regrade(regrade_id: int) -> None:
     def enqueue() -> None:
         from scoring.grading_tasks import regrade_job
 
-        regrade_job.delay(job.pk)
+        regrade_job.delay(regrade_id)
 
     transaction.on_commit(enqueue)
-    return job
 
 
 def _scope_of(job: Regrade) -> Q:
@@ -198,9 +203,7 @@ def _scope_of(job: Regrade) -> Q:
 
 def regrade_run(regrade_id: int, *, chunk: int = REGRADE_CHUNK) -> Regrade:
     """Run a queued regrade chunk by chunk, committing and recording progress as it goes."""
-    claimed = Regrade.objects.filter(
-        pk=regrade_id, status__in=[RescoreStatus.QUEUED, RescoreStatus.RUNNING]
-    ).update(status=RescoreStatus.RUNNING)
+    claimed = Regrade.claim(regrade_id)
     job = Regrade.objects.select_related("profile").get(pk=regrade_id)
     if not claimed:
         return job  # done already: a duplicated task changes nothing
@@ -222,15 +225,9 @@ def regrade_run(regrade_id: int, *, chunk: int = REGRADE_CHUNK) -> Regrade:
                 job.save(update_fields=["processed"])
                 low = high
     except Exception as error:
-        job.status = RescoreStatus.FAILED
-        job.error = str(error)[:2000]
-        job.finished_at = timezone.now()
-        job.save(update_fields=["status", "error", "finished_at"])
+        job.mark_failed(error)
         raise
-    job.status = RescoreStatus.DONE
-    job.processed = job.total
-    job.finished_at = timezone.now()
-    job.save(update_fields=["status", "processed", "finished_at"])
+    job.mark_done()
     _notify_regraded(job)
     return job
 

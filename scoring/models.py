@@ -7,11 +7,13 @@ the ledger is recorded as one "initial" row). Scores are written only by ``scori
 
 from __future__ import annotations
 
+import datetime
 from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from tracking.models import ActivityType
@@ -154,8 +156,13 @@ class RescoreStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
-class Rescore(models.Model):
-    """A retroactive rescore of every prospect after the rules changed, with its progress."""
+# A run queued this long ago without starting is queued again when asked for once more: its
+# task was lost, and it would otherwise swallow every later request.
+REQUEUE_AFTER = datetime.timedelta(minutes=10)
+
+
+class BackgroundRun(models.Model):
+    """A job over many prospects run in the background (rescore, regrade), with its progress."""
 
     status = models.CharField(
         _("status"), max_length=20, choices=RescoreStatus.choices, default=RescoreStatus.QUEUED
@@ -170,16 +177,48 @@ class Rescore(models.Model):
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:
+        abstract = True
         ordering: ClassVar[list[str]] = ["-created_at", "-id"]
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else min(100, int(self.processed * 100 / self.total))
+
+    @classmethod
+    def claim(cls, pk: int) -> bool:
+        """Mark the run as running; False when it has finished already (a duplicated task)."""
+        return bool(
+            cls._default_manager.filter(
+                pk=pk, status__in=[RescoreStatus.QUEUED, RescoreStatus.RUNNING]
+            ).update(status=RescoreStatus.RUNNING)
+        )
+
+    def is_stale(self, *, now: datetime.datetime) -> bool:
+        """Queued for so long that its task was probably lost (a broker restart)."""
+        return self.status == RescoreStatus.QUEUED and self.created_at < now - REQUEUE_AFTER
+
+    def mark_failed(self, error: BaseException) -> None:
+        self.status = RescoreStatus.FAILED
+        self.error = str(error)[:2000]
+        self.finished_at = timezone.now()
+        self.save(update_fields=["status", "error", "finished_at"])
+
+    def mark_done(self) -> None:
+        self.status = RescoreStatus.DONE
+        self.processed = self.total
+        self.finished_at = timezone.now()
+        self.save(update_fields=["status", "processed", "finished_at"])
+
+
+class Rescore(BackgroundRun):
+    """A retroactive rescore of every prospect after the rules changed, with its progress."""
+
+    class Meta(BackgroundRun.Meta):
         verbose_name = _("rescore")
         verbose_name_plural = _("rescores")
 
     def __str__(self) -> str:
         return f"rescore {self.pk} {self.status}"
-
-    @property
-    def percent(self) -> int:
-        return 100 if not self.total else min(100, int(self.processed * 100 / self.total))
 
 
 class ScoreDecayRule(models.Model):
@@ -344,7 +383,7 @@ class CriterionMark(models.Model):
         return f"{self.prospect_id} {self.criterion_id} {self.state}"
 
 
-class Regrade(models.Model):
+class Regrade(BackgroundRun):
     """A background regrade of a profile's prospects (all prospects when ``profile`` is empty)."""
 
     profile = models.ForeignKey(
@@ -355,29 +394,13 @@ class Regrade(models.Model):
         blank=True,
         related_name="+",
     )
-    status = models.CharField(
-        _("status"), max_length=20, choices=RescoreStatus.choices, default=RescoreStatus.QUEUED
-    )
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    total = models.BigIntegerField(_("prospects"), default=0)
-    processed = models.BigIntegerField(_("processed"), default=0)
-    error = models.TextField(_("error"), blank=True)
-    created_at = models.DateTimeField(_("requested at"), auto_now_add=True)
-    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
-    class Meta:
-        ordering: ClassVar[list[str]] = ["-created_at", "-id"]
+    class Meta(BackgroundRun.Meta):
         verbose_name = _("regrade")
         verbose_name_plural = _("regrades")
 
     def __str__(self) -> str:
         return f"regrade {self.pk} {self.status}"
-
-    @property
-    def percent(self) -> int:
-        return 100 if not self.total else min(100, int(self.processed * 100 / self.total))
 
 
 # --- HOT -------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ locks every prospect of its id range this way before it reads anything).
 
 from __future__ import annotations
 
-import datetime
 import logging
 import queue
 import threading
@@ -276,15 +275,12 @@ def rescore_request(*, actor: Any = None) -> Rescore:
     if pending is not None:
         # A task the broker lost (a Redis restart) would leave the rescore queued for ever and
         # swallow every later change: one queued this long ago is queued again.
-        if pending.created_at < timezone.now() - RESCORE_REQUEUE_AFTER:
+        if pending.is_stale(now=timezone.now()):
             _enqueue_rescore(pending.pk)
         return pending
     rescore = Rescore.objects.create(requested_by=actor if getattr(actor, "pk", None) else None)
     _enqueue_rescore(rescore.pk)
     return rescore
-
-
-RESCORE_REQUEUE_AFTER = datetime.timedelta(minutes=10)
 
 
 def _enqueue_rescore(rescore_id: int) -> None:
@@ -515,9 +511,7 @@ def rescore_run(
     Prospects whose score changed are announced like any other score change (dynamic lists
     with score criteria and the prospects-changed listeners), a chunk at a time.
     """
-    claimed = Rescore.objects.filter(
-        pk=rescore_id, status__in=[RescoreStatus.QUEUED, RescoreStatus.RUNNING]
-    ).update(status=RescoreStatus.RUNNING)
+    claimed = Rescore.claim(rescore_id)
     rescore = Rescore.objects.get(pk=rescore_id)
     if not claimed:
         return rescore  # done already: a duplicated task changes nothing
@@ -540,15 +534,9 @@ def rescore_run(
     try:
         _rescore_ranges(ranges, parallelism, chunk_done)
     except Exception as error:
-        rescore.status = RescoreStatus.FAILED
-        rescore.error = str(error)[:2000]
-        rescore.finished_at = timezone.now()
-        rescore.save(update_fields=["status", "error", "finished_at"])
+        rescore.mark_failed(error)
         raise
-    rescore.status = RescoreStatus.DONE
-    rescore.processed = rescore.total
-    rescore.finished_at = timezone.now()
-    rescore.save(update_fields=["status", "processed", "finished_at"])
+    rescore.mark_done()
     _notify_rescored(rescore)
     return rescore
 

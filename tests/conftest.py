@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 from django.utils import translation
 
+from mapp.celery import app as celery_app
 from mapp.models import Role, User
 from tests.factories import make_user
 
@@ -69,3 +70,13 @@ def browser() -> Iterator[object]:
         instance = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+
+
+@pytest.fixture
+def eager_celery() -> Iterator[None]:
+    """Run queued tasks at once. The Celery app read its settings when first used, so this is
+    set on the app itself (changing CELERY_TASK_ALWAYS_EAGER later does nothing)."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous

@@ -2,43 +2,21 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from functools import partial
 
 import pytest
-from django.db import connection
 from django.db.models import Sum
 
 from engagement.models import AutomationRuleMatch
 from engagement.rules import automation_rule_evaluate_all, automation_rules_evaluate_for_prospects
 from prospects.models import ActionRun, Prospect
 from scoring.models import ScoreChange
+from tests.concurrency import in_parallel
 from tests.engagement.conftest import add_points, criteria_of, field_condition, make_prospect
 from tests.engagement.conftest import make_rule as make_automation_rule
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _in_parallel(work: list[Callable[[], object]]) -> None:
-    start = threading.Barrier(len(work))
-    errors: list[Exception] = []
-
-    def run(job: Callable[[], object]) -> None:
-        try:
-            start.wait(timeout=10)
-            job()
-        except Exception as error:  # noqa: BLE001 - a thread's failure fails the test below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in work]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
 
 
 def test_parallel_evaluations_match_each_prospect_once_and_act_once() -> None:
@@ -57,7 +35,7 @@ def test_parallel_evaluations_match_each_prospect_once_and_act_once() -> None:
         partial(automation_rules_evaluate_for_prospects, prospect_ids=ids),
     ]
 
-    _in_parallel(jobs)
+    in_parallel(jobs)
 
     matches = AutomationRuleMatch.objects.filter(rule=rule)
     assert sorted(matches.values_list("prospect_id", flat=True)) == sorted(ids)

@@ -2,43 +2,21 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from functools import partial
 
 import pytest
-from django.db import connection
 from django.db.models import Sum
 
 from prospects.models import Prospect
 from prospects.services import prospect_create
 from scoring.models import Rescore, ScoreCause, ScoreChange, ScoringRule
 from scoring.services import rescore_run, score_change
+from tests.concurrency import in_parallel
 from tracking.models import ActivityType
 from tracking.services import activity_record, deliver_activities
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _in_parallel(work: list[Callable[[], object]]) -> None:
-    start = threading.Barrier(len(work))
-    errors: list[Exception] = []
-
-    def run(job: Callable[[], object]) -> None:
-        try:
-            start.wait(timeout=10)
-            job()
-        except Exception as error:  # noqa: BLE001 - a thread's failure fails the test below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in work]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
 
 
 def test_concurrent_deliveries_for_one_prospect_lose_no_points() -> None:
@@ -61,7 +39,7 @@ def test_concurrent_deliveries_for_one_prospect_lose_no_points() -> None:
     ]
     rescore = Rescore.objects.create()
     jobs.append(partial(rescore_run, rescore.pk))
-    _in_parallel(jobs)
+    in_parallel(jobs)
 
     score = Prospect.objects.values_list("score", flat=True).get(pk=prospect.pk)
     ledger = ScoreChange.objects.filter(prospect=prospect).aggregate(total=Sum("points"))

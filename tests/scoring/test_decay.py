@@ -4,6 +4,7 @@ count over, idempotent runs, the ledger sum, the beat task and the pages."""
 from __future__ import annotations
 
 import datetime
+import itertools
 from typing import Any
 
 import pytest
@@ -25,11 +26,14 @@ NOW = timezone.now().replace(microsecond=0)
 DAY = datetime.timedelta(days=1)
 
 
+_numbers = itertools.count()  # unique addresses (an id() of a temporary object is reused)
+
+
 def _prospect(
     score: int, *, last_activity_days_ago: int | None, created_days_ago: int = 400, email: str = ""
 ) -> Prospect:
     prospect = prospect_create(
-        actor=None, data={"email": email or f"p{score}-{id(object())}@a.jp"}, refresh_lists=False
+        actor=None, data={"email": email or f"p{score}-{next(_numbers)}@a.jp"}, refresh_lists=False
     )
     if score:
         score_set_manually(prospect=prospect, score=score, actor=None)

@@ -555,3 +555,27 @@ def test_a_merge_keeps_the_survivors_profile_and_takes_over_missing_marks(
     )
     assert marks == {industry.pk: CriterionState.NOT_MATCHED, location.pk: CriterionState.MATCHED}
     assert _grade(survivor) == "C"  # 関東: 東京都 (merged in) matches, worth a full letter
+
+
+@pytest.mark.django_db
+def test_a_regrade_queued_long_ago_is_queued_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task lost by the broker must not leave the regrade queued for ever (as for rescores)."""
+    import datetime
+
+    from django.utils import timezone
+
+    from scoring import grading
+    from scoring.models import Regrade
+
+    queued: list[int] = []
+    monkeypatch.setattr(grading, "_enqueue_regrade", queued.append)
+    stale = Regrade.objects.create()
+    Regrade.objects.filter(pk=stale.pk).update(
+        created_at=timezone.now() - datetime.timedelta(minutes=30)
+    )
+
+    assert grading.regrade_request().pk == stale.pk
+    assert queued == [stale.pk]
+    Regrade.objects.filter(pk=stale.pk).update(created_at=timezone.now())
+    assert grading.regrade_request().pk == stale.pk
+    assert queued == [stale.pk]  # a fresh one is left to its own task

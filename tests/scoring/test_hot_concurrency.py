@@ -3,12 +3,10 @@ written, recorded and acted on once, and a score change racing an evaluation is 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from functools import partial
 
 import pytest
-from django.db import connection
 
 from mapp.models import Notification, Role
 from prospects.models import HotStatus, Prospect, Task
@@ -16,31 +14,11 @@ from prospects.services import prospect_create
 from scoring.hot import hot_evaluate
 from scoring.models import ScoreCause
 from scoring.services import score_change
+from tests.concurrency import in_parallel
 from tests.factories import make_user
 from tracking.models import Activity, ActivityType
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _in_parallel(work: list[Callable[[], object]]) -> None:
-    start = threading.Barrier(len(work))
-    errors: list[Exception] = []
-
-    def run(job: Callable[[], object]) -> None:
-        try:
-            start.wait(timeout=10)
-            job()
-        except Exception as error:  # noqa: BLE001 - a thread's failure fails the test below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in work]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
 
 
 def _prospects(count: int, *, score: int) -> list[Prospect]:
@@ -69,7 +47,7 @@ def test_concurrent_evaluations_change_record_and_notify_each_lead_once(
         partial(score_change, prospect=prospect, points=5, cause=ScoreCause.ACTION)
         for prospect in prospects[:4]
     ]
-    _in_parallel(jobs)
+    in_parallel(jobs)
 
     assert set(Prospect.objects.filter(pk__in=ids).values_list("hot_status", flat=True)) == {
         HotStatus.HOT
@@ -92,7 +70,7 @@ def test_a_score_drop_racing_an_evaluation_is_not_lost(eager_celery: None) -> No
         partial(score_change, prospect=prospect, points=-50, cause=ScoreCause.ACTION)
         for prospect in dropped
     ]
-    _in_parallel(jobs)
+    in_parallel(jobs)
 
     statuses = dict(Prospect.objects.filter(pk__in=ids).values_list("pk", "hot_status"))
     for prospect in prospects:

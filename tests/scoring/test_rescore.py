@@ -23,6 +23,7 @@ from prospects.services import (
 )
 from scoring.models import Rescore, RescoreStatus, ScoreCause, ScoreChange, ScoringRule
 from scoring.services import rescore_run, score_change, score_set_manually
+from tests.concurrency import in_parallel
 from tracking.models import Activity, ActivityType
 from tracking.services import activity_record, deliver_activities
 
@@ -190,27 +191,6 @@ def test_a_rescore_announces_the_prospects_whose_score_changed(
     assert sorted(announced) == sorted(viewer.pk for viewer in viewers)
 
 
-def _in_parallel(work: list[Callable[[], object]]) -> None:
-    start = threading.Barrier(len(work))
-    errors: list[Exception] = []
-
-    def run(job: Callable[[], object]) -> None:
-        try:
-            start.wait(timeout=10)
-            job()
-        except Exception as error:  # noqa: BLE001 - a thread's failure fails the test below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in work]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
-
-
 @pytest.mark.django_db(transaction=True)
 def test_parallel_chunks_and_concurrent_deliveries_lose_and_double_nothing() -> None:
     # A transactional test starts from an empty database: the rule the seed migration made.
@@ -234,7 +214,7 @@ def test_parallel_chunks_and_concurrent_deliveries_lose_and_double_nothing() -> 
         partial(score_change, prospect=prospect, points=5, cause=ScoreCause.ACTION)
         for prospect in prospects[::2]
     ]
-    _in_parallel(jobs)
+    in_parallel(jobs)
 
     # then every view counts 4 exactly once, every action once, and the scores are the sums
     rescore.refresh_from_db()
