@@ -375,12 +375,17 @@ def automation_rules_sweep() -> int:
 
 def _clean_rule(
     *,
+    name: str,
     criteria: Any,
     actions: Any,
     repeat: bool,
     repeat_after_days: int | None,
     actor: User | None,
-) -> tuple[dict[str, Any], list[dict[str, Any]], int | None]:
+) -> tuple[str, dict[str, Any], list[dict[str, Any]], int | None]:
+    """The rule's cleaned name, criteria, actions and repeat days, or ValidationError."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": _("A rule needs a name.")})
     errors: dict[str, list[str]] = {}
     try:
         clean_criteria = validate_criteria(criteria)
@@ -410,7 +415,7 @@ def _clean_rule(
         days = repeat_after_days
     if errors:
         raise ValidationError(errors)
-    return clean_criteria, clean_actions, days
+    return name, clean_criteria, clean_actions, days
 
 
 def automation_rule_create(
@@ -427,10 +432,8 @@ def automation_rule_create(
     """Create a rule, paused unless ``run`` (then every prospect is evaluated right away)."""
     from mapp.services import audit_log_record
 
-    name = name.strip()
-    if not name:
-        raise ValidationError({"name": _("A rule needs a name.")})
-    clean_criteria, clean_actions, days = _clean_rule(
+    name, clean_criteria, clean_actions, days = _clean_rule(
+        name=name,
         criteria=criteria,
         actions=actions,
         repeat=repeat,
@@ -476,10 +479,8 @@ def automation_rule_update(
     again; prospects it matched before keep their match and are not acted on again."""
     from mapp.services import audit_log_record
 
-    name = name.strip()
-    if not name:
-        raise ValidationError({"name": _("A rule needs a name.")})
-    clean_criteria, clean_actions, days = _clean_rule(
+    name, clean_criteria, clean_actions, days = _clean_rule(
+        name=name,
         criteria=criteria,
         actions=actions,
         repeat=repeat,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import http.server
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ from forms.models import FieldType, Form, FormField, FormHandler, FormHandlerFie
 from mapp.models import Notification, Role, User
 from prospects.actions import actions_validate
 from prospects.models import ListMembership, Prospect, ProspectList, Task
-from tests.e2e.conftest import screenshot_path
+from tests.e2e.conftest import free_port, screenshot_path, wait_for
 from tests.factories import ProspectFactory, make_user
 from tracking.models import Activity, ActivityType, Visitor
 
@@ -59,12 +58,6 @@ PAGES = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def customer_site(live_stack: str) -> Iterator[Callable[[FormHandler, Form], str]]:
     """The customer's website on another origin (same host, another port: same site)."""
@@ -89,7 +82,7 @@ def customer_site(live_stack: str) -> Iterator[Callable[[FormHandler, Form], str
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", _free_port()), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     site_url = f"http://127.0.0.1:{server.server_address[1]}"
 
@@ -100,16 +93,6 @@ def customer_site(live_stack: str) -> Iterator[Callable[[FormHandler, Form], str
     yield serve
     server.shutdown()
     server.server_close()
-
-
-def _wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.25)
 
 
 def _completion_actions(seller: User, prospect_list: ProspectList) -> list[dict[str, Any]]:
@@ -193,7 +176,7 @@ def test_a_form_handler_and_an_embedded_form_turn_visitors_into_followed_up_pros
     first = browser.new_context(locale="ja-JP")
     page = first.new_page()
     page.goto(site + "/index.html")
-    _wait_for(lambda: Activity.objects.filter(type=ActivityType.PAGE_VIEW).count() == 1, 30, "pv")
+    wait_for(lambda: Activity.objects.filter(type=ActivityType.PAGE_VIEW).count() == 1, 30, "pv")
     page.click("a[href='/contact.html']")
     page.fill("input[name=mail]", "taro.yamada@example.co.jp")
     page.fill("input[name=company]", "株式会社サンプル")
@@ -203,15 +186,15 @@ def test_a_form_handler_and_an_embedded_form_turn_visitors_into_followed_up_pros
     page.screenshot(path=str(screenshot_path("forms_handler_thanks")))
 
     # then: a new prospect, this browser's history, the actions and the activity
-    taro = _wait_for(
+    taro = wait_for(
         lambda: Prospect.objects.filter(email="taro.yamada@example.co.jp").first(), 30, "prospect"
     )
     assert (taro.company_name, taro.last_name) == ("株式会社サンプル", "山田")
-    visitor_one = _wait_for(
+    visitor_one = wait_for(
         lambda: Visitor.objects.filter(prospect=taro).first(), 30, "the cookie linked"
     )
     # (the thank-you page has the snippet too: it may be stored by now or a moment later)
-    _wait_for(lambda: len(_page_views_of(visitor_one.pk)) >= 2, 30, "the page views stored")
+    wait_for(lambda: len(_page_views_of(visitor_one.pk)) >= 2, 30, "the page views stored")
     views = _page_views_of(visitor_one.pk)
     assert [view.object_label for view in views[:2]] == [
         site + "/index.html",
@@ -228,7 +211,7 @@ def test_a_form_handler_and_an_embedded_form_turn_visitors_into_followed_up_pros
     second = browser.new_context(locale="ja-JP")
     page = second.new_page()
     page.goto(site + "/index.html")
-    _wait_for(
+    wait_for(
         lambda: any(cookie["name"] == "mapp_vid" for cookie in second.cookies(live_stack)),
         30,
         "the visitor cookie",
@@ -242,7 +225,7 @@ def test_a_form_handler_and_an_embedded_form_turn_visitors_into_followed_up_pros
     frame.fill("input[autocomplete=organization]", "株式会社サンプル商事")
     time.sleep(2.5)  # a person takes a moment: the minimum fill time
     frame.click("button.mapp-form__submit")
-    _wait_for(
+    wait_for(
         lambda: Activity.objects.filter(
             type=ActivityType.FORM_SUCCESS, object_id=str(form.pk)
         ).exists(),
@@ -257,10 +240,10 @@ def test_a_form_handler_and_an_embedded_form_turn_visitors_into_followed_up_pros
     existing.refresh_from_db()
     assert existing.company_name == "株式会社サンプル商事"
     assert existing.last_name == "佐藤"  # an empty answer never wipes a value
-    visitor_two = _wait_for(
+    visitor_two = wait_for(
         lambda: Visitor.objects.filter(prospect=existing).first(), 30, "the second cookie linked"
     )
-    _wait_for(lambda: len(_page_views_of(visitor_two.pk)) == 2, 30, "her page views stored")
+    wait_for(lambda: len(_page_views_of(visitor_two.pk)) == 2, 30, "her page views stored")
     views = _page_views_of(visitor_two.pk)
     assert [view.object_label for view in views] == [
         site + "/index.html",

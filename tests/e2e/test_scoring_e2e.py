@@ -15,7 +15,6 @@ import email
 import html
 import http.server
 import json
-import socket
 import threading
 import time
 import urllib.parse
@@ -41,7 +40,7 @@ from scoring.models import (
     ScoringRule,
     UrlMatch,
 )
-from tests.e2e.conftest import StackControl, screenshot_path
+from tests.e2e.conftest import StackControl, free_port, screenshot_path, wait_for
 from tests.factories import TEST_PASSWORD, ProspectFactory, make_user
 from tracking.identity import identify_token_for
 from tracking.links import tracked_file_create
@@ -65,12 +64,6 @@ document.getElementById("signup").addEventListener("click", function () {{
 </script>
 </body></html>
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -101,7 +94,7 @@ def customer_site(live_stack: str) -> Iterator[Callable[..., str]]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", _free_port()), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
 
@@ -116,16 +109,6 @@ def customer_site(live_stack: str) -> Iterator[Callable[..., str]]:
 
 def now_minus(**delta: float) -> datetime.datetime:
     return timezone.now() - datetime.timedelta(**delta)
-
-
-def _wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.25)
 
 
 def _mails_to(control: StackControl, address: str) -> list[email.message.EmailMessage]:
@@ -238,7 +221,7 @@ def test_a_visitor_who_views_pricing_and_downloads_the_whitepaper_becomes_hot(
     page = context.new_page()
     page.goto(site + "/")
     page.click("#signup")
-    _wait_for(
+    wait_for(
         lambda: prospect.visitors.exists(),
         30,
         "the identification",
@@ -251,7 +234,7 @@ def test_a_visitor_who_views_pricing_and_downloads_the_whitepaper_becomes_hot(
     started = time.monotonic()
 
     # then within seconds the prospect is HOT
-    _wait_for(
+    wait_for(
         lambda: Prospect.objects.filter(pk=prospect.pk, hot_status="hot").exists(),
         60,
         "the prospect to become HOT",
@@ -266,7 +249,7 @@ def test_a_visitor_who_views_pricing_and_downloads_the_whitepaper_becomes_hot(
     assert ledger.filter(cause=ScoreCause.ACTIVITY, points=50).count() == 1
 
     # the assigned sales user is told (the priority page at once, then HOT) and has a task
-    _wait_for(
+    wait_for(
         lambda: Task.objects.filter(assignee=sales, prospect=prospect).exists(),
         30,
         "the follow-up task",
@@ -276,7 +259,7 @@ def test_a_visitor_who_views_pricing_and_downloads_the_whitepaper_becomes_hot(
     assert len(about_prospect) == 2, [(n.title, n.url) for n in notifications]  # page + HOT
     task = Task.objects.get(assignee=sales, prospect=prospect)
     assert any(n.url == f"/tasks/{task.pk}/" for n in notifications)
-    _wait_for(lambda: len(_mails_to(stack_control, sales.email)) >= 2, 30, "notification mails")
+    wait_for(lambda: len(_mails_to(stack_control, sales.email)) >= 2, 30, "notification mails")
     assert became_hot_in < 60
 
     # and the next digest lists the new HOT lead, once, with a link to the prospect: as if
@@ -290,14 +273,14 @@ def test_a_visitor_who_views_pricing_and_downloads_the_whitepaper_becomes_hot(
 
     celery_app.send_task("scoring.send_hot_digests")
     celery_app.send_task("scoring.send_hot_digests")  # beat firing twice changes nothing
-    _wait_for(
+    wait_for(
         lambda: HotDigest.objects.filter(
             user=sales, day=timezone.localdate(), sent_at__isnull=False
         ).exists(),
         30,
         "the digest",
     )
-    digest_mail = _wait_for(
+    digest_mail = wait_for(
         lambda: [
             message
             for message in _mails_to(stack_control, sales.email)[stack_control_digest_before:]
@@ -386,7 +369,7 @@ def test_year_long_inactive_prospects_move_to_a_cold_list_and_the_advisor_sugges
     )
 
     # then the worker processes the existing prospects (retroactively)
-    _wait_for(
+    wait_for(
         lambda: ListMembership.objects.filter(prospect_list=cold, prospect=sleeping).exists(),
         60,
         "the sleeping prospect in the cold list",

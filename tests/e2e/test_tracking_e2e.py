@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import html
 import http.server
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,7 +16,7 @@ import pytest
 
 from mapp.models import Role
 from prospects.models import Prospect
-from tests.e2e.conftest import screenshot_path
+from tests.e2e.conftest import free_port, screenshot_path, wait_for
 from tests.factories import TEST_PASSWORD, ProspectFactory, make_user
 from tracking.identity import identify_token_for
 from tracking.models import Activity, ActivityType, Visit, Visitor
@@ -45,12 +43,6 @@ document.getElementById("consent").addEventListener("click", function () {{
 </script>
 </body></html>
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -80,7 +72,7 @@ def customer_site(live_stack: str) -> Iterator[Callable[[str], str]]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", _free_port()), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     site_url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -92,16 +84,6 @@ def customer_site(live_stack: str) -> Iterator[Callable[[str], str]]:
     yield with_token
     server.shutdown()
     server.server_close()
-
-
-def _wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.25)
 
 
 def _page_views() -> list[Activity]:
@@ -121,10 +103,10 @@ def test_anonymous_page_views_on_another_site_move_to_the_identified_prospect(
 
     # given two anonymous page views
     page.goto(site + "/page1.html")
-    _wait_for(lambda: len(_page_views()) == 1, 20, "the first page view")
+    wait_for(lambda: len(_page_views()) == 1, 20, "the first page view")
     page.click("#next")
     page.wait_for_url("**/page2.html?utm_source=e2e")
-    _wait_for(lambda: len(_page_views()) == 2, 20, "the second page view")
+    wait_for(lambda: len(_page_views()) == 2, 20, "the second page view")
 
     visitor = Visitor.objects.get()
     assert visitor.prospect_id is None
@@ -142,7 +124,7 @@ def test_anonymous_page_views_on_another_site_move_to_the_identified_prospect(
 
     # when the site identifies the visitor
     page.click("#signup")
-    _wait_for(
+    wait_for(
         lambda: Visitor.objects.filter(pk=visitor.pk, prospect_id=prospect.pk).exists(),
         20,
         "the identification",
@@ -155,7 +137,7 @@ def test_anonymous_page_views_on_another_site_move_to_the_identified_prospect(
     ]
     assert Activity.objects.filter(type=ActivityType.IDENTIFIED, prospect_id=prospect.pk).exists()
     # and the worker delivered them: the prospect's last activity is set
-    _wait_for(
+    wait_for(
         lambda: Prospect.objects.get(pk=prospect.pk).last_activity_at is not None,
         30,
         "delivery to the last-activity consumer",
@@ -211,7 +193,7 @@ def test_the_script_sends_nothing_before_consent_nor_under_do_not_track(
     page.wait_for_timeout(1000)
     assert beacons == []
     page.click("#consent")
-    _wait_for(lambda: len(_page_views()) == 1, 20, "the page view after consent")
+    wait_for(lambda: len(_page_views()) == 1, 20, "the page view after consent")
     assert len(beacons) == 1 and "consent=1" in beacons[0]
 
     # Do-Not-Track: nothing at all, consent or not
