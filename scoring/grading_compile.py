@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import logging
 import operator
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +43,12 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils.translation import gettext as _
 
-from prospects.criteria import CriteriaError, compile_criteria, validate_criteria
+from prospects.criteria import (
+    CriteriaError,
+    compile_criteria,
+    criteria_conditions,
+    validate_criteria,
+)
 from scoring.models import (
     GRADE_SCALE,
     GRADE_START,
@@ -67,18 +71,9 @@ def _tests_the_grade(condition: dict[str, Any]) -> bool:
     return subject == "grade" or (subject == "field" and condition.get("field") == "grade")
 
 
-def criteria_leaves(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every condition of a (validated) document, groups flattened."""
-    for item in document.get("conditions", []):
-        if "subject" in item:
-            yield item
-        else:
-            yield from criteria_leaves(item)
-
-
 def grading_criteria_check(document: dict[str, Any]) -> None:
     """Refuse what a grading criterion may not test (raises CriteriaError)."""
-    for leaf in criteria_leaves(document):
+    for leaf in criteria_conditions(document):
         if _tests_the_grade(leaf):
             raise CriteriaError(_("A grading criterion cannot test the grade itself."))
 
@@ -131,7 +126,7 @@ def criterion_compile(criterion: GradingCriterion) -> CompiledCriterion:
     except CriteriaError as error:
         logger.warning("grading criterion %s is not valid: %s", criterion.pk, error)
         return compiled(None, None, str(error))
-    leaves = list(criteria_leaves(document))
+    leaves = list(criteria_conditions(document))
     match_q = compile_criteria(document, validated=True) if leaves else Q()
     if not leaves or not match_q:
         return compiled(None, None)

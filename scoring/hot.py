@@ -49,7 +49,12 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from prospects.actions import ActionContext, actions_run, actions_validate
-from prospects.criteria import CriteriaError, compile_criteria, validate_criteria
+from prospects.criteria import (
+    CriteriaError,
+    compile_criteria,
+    criteria_conditions,
+    validate_criteria,
+)
 from prospects.models import HotStatus, Prospect
 from scoring.models import HotRule, ScoreCause, ScoreChange
 from tracking.models import Activity, ActivityType
@@ -111,23 +116,13 @@ def hot_rule_get() -> HotRule:
     return rule
 
 
-def _conditions(document: Any) -> Iterator[dict[str, Any]]:
-    if not isinstance(document, dict):
-        return
-    for item in document.get("conditions", []) or []:
-        if isinstance(item, dict) and "subject" in item:
-            yield item
-        else:
-            yield from _conditions(item)
-
-
 def hot_criteria_validate(document: Any) -> dict[str, Any]:
     """The rule's further criteria, cleaned; CriteriaError when they are not valid.
 
     They may not test the status itself: "HOT when not HOT" would flip at every evaluation.
     """
     cleaned = validate_criteria(document or {})
-    for condition in _conditions(cleaned):
+    for condition in criteria_conditions(cleaned):
         if condition.get("subject") == "field" and condition.get("field") == "hot_status":
             raise CriteriaError(_("The HOT rule cannot test the HOT status itself."))
     return cleaned

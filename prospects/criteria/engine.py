@@ -20,7 +20,7 @@ Apps contribute subjects from their ``AppConfig.ready()`` with :func:`register_s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -142,6 +142,16 @@ def _validate_condition(condition: Any, path: str) -> dict[str, Any]:
 
 def _join(path: str, part: str) -> str:
     return f"{path}.{part}" if path else part
+
+
+def criteria_conditions(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every condition of a validated document, its groups flattened (for checks of what a
+    document tests, e.g. that a rule does not test its own output)."""
+    for item in document.get("conditions", []):
+        if "subject" in item:
+            yield item
+        else:
+            yield from criteria_conditions(item)
 
 
 def compile_criteria(document: dict[str, Any], *, validated: bool = False) -> Q:
