@@ -18,6 +18,13 @@ dependency) sends the same number of hits to:
     (same visitor, same visit) — ``--pages-per-visitor`` pages each;
   * the email open pixel and click redirect (below).
 
+Each phase opens its connections spread evenly over gunicorn's workers: a worker keeps every
+connection it accepts, which worker accepts is a race, and a phase whose 16 connections all
+landed on one worker ran on one core — at about 1,000 hits/s whatever the endpoint, which made
+any kind's rate a matter of luck. The load generator asks each new connection which worker
+holds it (``/bench/worker``) and closes and reopens those over their worker's share, before the
+phase's clock starts.
+
 Fair to every phase on a shared 2-core machine, where the load generator takes CPU from the
 server: every request is built before its phase starts (signing an email token or encoding a
 beacon's query during the phase cost the generator 2–5× a no-op request's CPU), the generator's
@@ -182,6 +189,7 @@ class Phase:
     statuses: Counter[int] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    unspread_rounds: int = 0  # rounds whose connections could not be spread over the workers
     client_cpu_seconds: float = 0.0  # the load generator's own CPU during the phase
     web_cpu_seconds: float = 0.0  # gunicorn's (master and workers)
     redis_cpu_seconds: float = 0.0  # the Redis server's, when it runs on this machine
@@ -212,6 +220,7 @@ class Phase:
         self.statuses.update(part.statuses)
         self.latencies.extend(part.latencies)
         self.errors += part.errors
+        self.unspread_rounds += part.unspread_rounds
         self.client_cpu_seconds += part.client_cpu_seconds
         self.web_cpu_seconds += part.web_cpu_seconds
         self.redis_cpu_seconds += part.redis_cpu_seconds
@@ -344,15 +353,65 @@ class NoopPlayer(Player):
         ).encode()
 
 
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+WORKER_PATH = "/bench/worker"
+# Connections opened (and closed again) at most this many times the number wanted.
+MAX_SPREAD_ATTEMPTS = 50
+
+
+async def _worker_of(stream: Stream, port: int) -> str:
+    """The gunicorn worker holding this connection (bench_urls answers its pid)."""
+    reader, writer = stream
+    writer.write(f"GET {WORKER_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    await writer.drain()
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+    length = 0
+    for line in head.split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    return (await reader.readexactly(length)).decode()
+
+
+async def _spread_connections(port: int, count: int, workers: int) -> tuple[list[Stream], bool]:
+    """``count`` keep-alive connections, as evenly spread over the server's workers as their
+    number allows, and whether that worked out.
+
+    A gunicorn worker keeps a connection it accepted for the connection's life, and which
+    worker accepts is a race: left to it, all 16 connections of a phase sometimes land on one
+    worker, and that phase runs on one core at half the rate for reasons that have nothing to
+    do with the endpoint. A new connection whose worker already has its share is closed and
+    another one opened; real traffic — many short connections — spreads the same way."""
+    share = math.ceil(count / workers)
+    kept: list[Stream] = []
+    held: Counter[str] = Counter()
+    for _attempt in range(count * MAX_SPREAD_ATTEMPTS):
+        if len(kept) == count:
+            break
+        stream = await asyncio.open_connection("127.0.0.1", port)
+        worker = await _worker_of(stream, port)
+        if held[worker] < share:
+            held[worker] += 1
+            kept.append(stream)
+        else:
+            stream[1].close()
+    spread = len(kept) == count
+    while len(kept) < count:  # the rare run where the race never turns: as it falls
+        kept.append(await asyncio.open_connection("127.0.0.1", port))
+    return kept, spread
+
+
 async def _connection(
     port: int,
+    stream: Stream,
     player: Player,
     phase: Phase,
     budget: list[int],
     deadline: float,
 ) -> None:
     host = f"127.0.0.1:{port}"
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = stream
     try:
         while budget[0] > 0 and time.monotonic() < deadline:
             budget[0] -= 1
@@ -422,12 +481,15 @@ async def _run_phase(
     players: Sequence[Player],
     hits: int,
     seconds: float,
+    workers: int,
     processes: Processes | None = None,
 ) -> Phase:
     phase = Phase(name)
     host = f"127.0.0.1:{port}"
     for player in players:
         player.prepare(host, math.ceil(hits / len(players) * PREPARED_SHARE))
+    streams, spread = await _spread_connections(port, len(players), workers)
+    phase.unspread_rounds = 0 if spread else 1
     budget = [hits]
     web, redis = (processes.web, processes.redis) if processes else ([], [])
     web_started, redis_started = _cpu_seconds(web), _cpu_seconds(redis)
@@ -435,7 +497,10 @@ async def _run_phase(
     started = time.perf_counter()
     deadline = time.monotonic() + seconds
     await asyncio.gather(
-        *(_connection(port, player, phase, budget, deadline) for player in players)
+        *(
+            _connection(port, stream, player, phase, budget, deadline)
+            for stream, player in zip(streams, players, strict=True)
+        )
     )
     phase.seconds = time.perf_counter() - started
     phase.client_cpu_seconds = time.process_time() - cpu_started
@@ -602,6 +667,7 @@ def _run(arguments: argparse.Namespace) -> int:
     run_id = secrets.token_hex(4)
     port = _free_port()
     connections = arguments.connections
+    workers = arguments.workers or 2
 
     def page_view_players(label: str) -> list[PageViewPlayer]:
         return [
@@ -613,7 +679,7 @@ def _run(arguments: argparse.Namespace) -> int:
 
     def run(name: str, players: Sequence[Player], hits: int) -> Phase:
         return asyncio.run(
-            _run_phase(name, port, players, hits, arguments.seconds / rounds, processes)
+            _run_phase(name, port, players, hits, arguments.seconds / rounds, workers, processes)
         )
 
     rounds = max(1, arguments.rounds)
@@ -676,15 +742,22 @@ def _run(arguments: argparse.Namespace) -> int:
 
     ratio = page_view.rate / noop.rate if noop.rate else 0.0
     p99 = page_view.percentile_ms(0.99)
-    workers = arguments.workers or 2
     threads = arguments.threads or 4
     print(
         f"\nTracking hits on loopback: gunicorn {workers} workers × {threads} threads "
-        f"(as `mapp run`), {connections} keep-alive connections, {os.cpu_count()} cores, "
-        f"{arguments.hits:,} hits per kind in {rounds} rounds after {WARM_UP_HITS:,} warm-up "
-        "hits, "
-        f"{arguments.pages_per_visitor} page views per visitor\n"
+        f"(as `mapp run`), {connections} keep-alive connections spread evenly over the "
+        f"workers, {os.cpu_count()} cores, {arguments.hits:,} hits per kind in {rounds} rounds "
+        f"after {WARM_UP_HITS:,} warm-up hits, {arguments.pages_per_visitor} page views per "
+        "visitor\n"
     )
+    measured_phases = (noop, fast_noop, page_view, email_open, email_click)
+    unspread = [phase for phase in measured_phases if phase.unspread_rounds]
+    if unspread:
+        print(
+            "  connections not spread evenly in: "
+            + ", ".join(f"{phase.name} ({phase.unspread_rounds} rounds)" for phase in unspread)
+            + "\n"
+        )
     print(_header("200"))
     print(_phase_row(noop))
     print(_phase_row(fast_noop))
@@ -715,7 +788,7 @@ def _run(arguments: argparse.Namespace) -> int:
     if noop.errors or page_view.errors:
         print(f"  connection errors: no-op {noop.errors}, page view {page_view.errors}")
     _print_email_link_phases(run_id, link_prospect_id, noop, email_open, email_click)
-    _print_cpu_bound((noop, fast_noop, page_view, email_open, email_click))
+    _print_cpu_bound(measured_phases)
     drain_rate = drained.hits / drain_seconds if drain_seconds else 0.0
     print(
         f"\n  drain (Celery task's work, in this process): {drained.hits:,} of {queued:,} queued "
