@@ -87,5 +87,6 @@ CMD ["gunicorn", "mapp.wsgi:application", \
      "--bind", "0.0.0.0:8000", \
      "--threads", "4", \
      "--access-logfile", "-", \
+     "--logger-class", "mapp.gunicorn_logging.AccessLogger", \
      "--graceful-timeout", "10", \
      "--no-control-socket"]

@@ -57,6 +57,9 @@ def stack_commands(*, host: str, port: int, concurrency: int = 2) -> dict[str, l
             "4",
             "--access-logfile",
             "-",
+            # The same access lines, without building every possible field per request.
+            "--logger-class",
+            "mapp.gunicorn_logging.AccessLogger",
             "--graceful-timeout",
             "10",
             # Several stacks (make run, the e2e tests) may share a machine: no shared socket.
