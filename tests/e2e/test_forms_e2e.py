@@ -9,8 +9,6 @@ and the submissions are in the activity stream."""
 from __future__ import annotations
 
 import html
-import http.server
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,7 +19,7 @@ from forms.models import FieldType, Form, FormField, FormHandler, FormHandlerFie
 from mapp.models import Notification, Role, User
 from prospects.actions import actions_validate
 from prospects.models import ListMembership, Prospect, ProspectList, Task
-from tests.e2e.conftest import free_port, screenshot_path, wait_for
+from tests.e2e.conftest import screenshot_path, serve_site, wait_for
 from tests.factories import ProspectFactory, make_user
 from tracking.models import Activity, ActivityType, Visitor
 
@@ -63,36 +61,21 @@ def customer_site(live_stack: str) -> Iterator[Callable[[FormHandler, Form], str
     """The customer's website on another origin (same host, another port: same site)."""
     ids: dict[str, str] = {}
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path not in PAGES:
-                self.send_error(404)
-                return
-            title, body = PAGES[path]
-            values = {"tracker": live_stack, **ids}
-            page = HEAD.format(title=html.escape(title), tracker=live_stack) + body.format(**values)
-            content = (page + "</body></html>").encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(content)))
-            self.end_headers()
-            self.wfile.write(content)
+    def render(path: str) -> str | None:
+        if path not in PAGES:
+            return None
+        title, body = PAGES[path]
+        values = {"tracker": live_stack, **ids}
+        page = HEAD.format(title=html.escape(title), tracker=live_stack) + body.format(**values)
+        return page + "</body></html>"
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+    with serve_site(render) as site_url:
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    site_url = f"http://127.0.0.1:{server.server_address[1]}"
+        def serve(handler: FormHandler, form: Form) -> str:
+            ids.update(handler=str(handler.uuid), form=str(form.uuid))
+            return site_url
 
-    def serve(handler: FormHandler, form: Form) -> str:
-        ids.update(handler=str(handler.uuid), form=str(form.uuid))
-        return site_url
-
-    yield serve
-    server.shutdown()
-    server.server_close()
+        yield serve
 
 
 def _completion_actions(seller: User, prospect_list: ProspectList) -> list[dict[str, Any]]:

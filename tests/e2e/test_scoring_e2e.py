@@ -13,9 +13,7 @@ from __future__ import annotations
 import datetime
 import email
 import html
-import http.server
 import json
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -40,7 +38,7 @@ from scoring.models import (
     ScoringRule,
     UrlMatch,
 )
-from tests.e2e.conftest import StackControl, free_port, screenshot_path, wait_for
+from tests.e2e.conftest import StackControl, screenshot_path, serve_site, wait_for
 from tests.factories import TEST_PASSWORD, ProspectFactory, make_user
 from tracking.identity import identify_token_for
 from tracking.links import tracked_file_create
@@ -71,40 +69,25 @@ def customer_site(live_stack: str) -> Iterator[Callable[..., str]]:
     """The customer's website on another origin: a top page and /pricing/, both with the
     snippet, an identify button and a link to the whitepaper (a tracked file on the stack)."""
     state: dict[str, str] = {"token": "", "whitepaper": ""}
+    titles = {"/": "サンプル商事 | トップ", "/pricing/": "サンプル商事 | 料金"}
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            titles = {"/": "サンプル商事 | トップ", "/pricing/": "サンプル商事 | 料金"}
-            if path not in titles:
-                self.send_error(404)
-                return
-            body = PAGE.format(
-                title=titles[path],
-                tracker=live_stack,
-                token=html.escape(state["token"]),
-                whitepaper=html.escape(state["whitepaper"]),
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def render(path: str) -> str | None:
+        if path not in titles:
+            return None
+        return PAGE.format(
+            title=titles[path],
+            tracker=live_stack,
+            token=html.escape(state["token"]),
+            whitepaper=html.escape(state["whitepaper"]),
+        )
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+    with serve_site(render) as site_url:
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+        def configure(*, token: str, whitepaper: str) -> str:
+            state.update(token=token, whitepaper=whitepaper)
+            return site_url
 
-    def configure(*, token: str, whitepaper: str) -> str:
-        state.update(token=token, whitepaper=whitepaper)
-        return f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield configure
-    server.shutdown()
-    server.server_close()
+        yield configure
 
 
 def now_minus(**delta: float) -> datetime.datetime:

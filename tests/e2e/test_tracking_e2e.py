@@ -7,8 +7,6 @@ activity time is set."""
 from __future__ import annotations
 
 import html
-import http.server
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,7 +14,7 @@ import pytest
 
 from mapp.models import Role
 from prospects.models import Prospect
-from tests.e2e.conftest import free_port, screenshot_path, wait_for
+from tests.e2e.conftest import screenshot_path, serve_site, wait_for
 from tests.factories import TEST_PASSWORD, ProspectFactory, make_user
 from tracking.identity import identify_token_for
 from tracking.models import Activity, ActivityType, Visit, Visitor
@@ -52,38 +50,21 @@ def customer_site(live_stack: str) -> Iterator[Callable[[str], str]]:
     Returns a function that sets the identify token the pages carry and gives the site's URL.
     """
     pages: dict[str, str] = {"token": ""}
+    titles = {"/page1.html": "サンプル商事 | トップ", "/page2.html": "サンプル商事 | 料金"}
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            titles = {"/page1.html": "サンプル商事 | トップ", "/page2.html": "サンプル商事 | 料金"}
-            if path not in titles:
-                self.send_error(404)
-                return
-            body = PAGE.format(
-                title=titles[path], tracker=live_stack, token=html.escape(pages["token"])
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def render(path: str) -> str | None:
+        if path not in titles:
+            return None
+        token = html.escape(pages["token"])
+        return PAGE.format(title=titles[path], tracker=live_stack, token=token)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+    with serve_site(render) as site_url:
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    site_url = f"http://127.0.0.1:{server.server_address[1]}"
+        def with_token(token: str) -> str:
+            pages["token"] = token
+            return site_url
 
-    def with_token(token: str) -> str:
-        pages["token"] = token
-        return site_url
-
-    yield with_token
-    server.shutdown()
-    server.server_close()
+        yield with_token
 
 
 def _page_views() -> list[Activity]:
