@@ -59,7 +59,6 @@ import argparse
 import base64
 import contextlib
 import cProfile
-import fcntl
 import hashlib
 import html
 import json
@@ -82,7 +81,7 @@ from typing import TYPE_CHECKING, Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from benchdb import ensure_database, url_with_path  # noqa: E402
+from benchdb import ensure_database, one_run_at_a_time, url_with_path  # noqa: E402
 
 if TYPE_CHECKING:
     from emails.models import ListEmail, SendingDomain
@@ -1334,23 +1333,6 @@ def _run(arguments: argparse.Namespace, sink: Sink) -> int:
         run.stop_worker()
 
 
-@contextlib.contextmanager
-def _one_run_at_a_time(database: str) -> Iterator[None]:
-    """Two runs on one database would empty each other's tables: the second one waits."""
-    lock_path = BENCH_DIR / f"list_email_send.{database}.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print("Another run of this benchmark is in progress; waiting for it…", flush=True)
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def main() -> int:
     if sys.argv[1:] == ["--sink"]:
         return sink_main()
@@ -1376,7 +1358,8 @@ def main() -> int:
 
     from mapp.devservices import services
 
-    with _one_run_at_a_time(arguments.database), services() as service_environment:
+    lock_name = f"list_email_send.{arguments.database}"
+    with one_run_at_a_time(lock_name), services() as service_environment:
         for key, value in service_environment.items():
             if key not in {"DATABASE_URL", "REDIS_URL"}:
                 os.environ.setdefault(key, value)

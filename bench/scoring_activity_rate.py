@@ -43,24 +43,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import os
 import re
 import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from benchdb import ensure_database  # noqa: E402
+from benchdb import ensure_database, one_run_at_a_time  # noqa: E402
 
 BENCH_DATABASE = "mapp_bench_scoring_rate"
-BENCH_DIR = PROJECT_ROOT / "var" / "bench"
 DEFAULT_ACTIVITIES = 100_000
 DEFAULT_PROSPECTS = 20_000
 PRICING_URL = "https://example.jp/pricing"
@@ -85,23 +83,6 @@ def setup_django(database_url: str) -> None:
     from tracking.partitions import ensure_partitions
 
     ensure_partitions()
-
-
-@contextlib.contextmanager
-def one_run_at_a_time(name: str) -> Iterator[None]:
-    """Two runs on one database would reset each other's tables: the second one waits."""
-    lock_path = BENCH_DIR / f"{name}.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print("Another run of this benchmark is in progress; waiting for it…", flush=True)
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def prospect_columns() -> dict[str, str]:

@@ -51,12 +51,11 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from benchdb import ensure_database  # noqa: E402
+from benchdb import ensure_database, one_run_at_a_time  # noqa: E402
 from scoring_activity_rate import (  # noqa: E402
     Measured,
     ensure_prospects,
     measure,
-    one_run_at_a_time,
     setup_django,
     vacuum,
 )

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fcntl
 import math
 import os
 import secrets
@@ -67,8 +66,7 @@ import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -76,7 +74,7 @@ from urllib.parse import quote, urlsplit
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from benchdb import ensure_database, url_with_path  # noqa: E402
+from benchdb import ensure_database, one_run_at_a_time, url_with_path  # noqa: E402
 
 BENCH_DATABASE = "mapp_bench_tracking"
 BENCH_REDIS_DB = 9
@@ -822,7 +820,7 @@ def main() -> int:
 
     from mapp.devservices import services
 
-    with _one_run_at_a_time(), services() as service_environment:
+    with one_run_at_a_time("tracking_hits"), services() as service_environment:
         for key, value in service_environment.items():
             if key not in {"DATABASE_URL", "REDIS_URL"}:
                 os.environ.setdefault(key, value)
@@ -830,23 +828,6 @@ def main() -> int:
         redis_url = _bench_redis_url(service_environment["REDIS_URL"])
         _setup_django(database_url, redis_url)
         return _run(arguments)
-
-
-@contextmanager
-def _one_run_at_a_time() -> Iterator[None]:
-    """Two runs would share the cores and empty each other's tables: the second one waits."""
-    lock_path = PROJECT_ROOT / "var" / "bench" / "tracking_hits.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print("Another run of this benchmark is in progress; waiting for it…", flush=True)
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 if __name__ == "__main__":
